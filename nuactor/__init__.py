@@ -1,0 +1,20 @@
+"""nuactor: structured-concurrency actors for decentralised apps, on Trio.
+
+Identities are ``did:key`` (Ed25519); messages are signed msgpack envelopes; authorisation is
+UCAN 1.0 delegation chains. The public API is what this module re-exports.
+"""
+
+from __future__ import annotations
+
+from . import errors
+from ._identity import Identity, did_from_public_key, public_key_from_did, verify
+
+__all__ = [
+    "Identity",
+    "did_from_public_key",
+    "errors",
+    "public_key_from_did",
+    "verify",
+]
+
+__version__ = "0.1.0"
