@@ -7,12 +7,29 @@ UCAN 1.0 delegation chains. The public API is what this module re-exports.
 from __future__ import annotations
 
 from . import errors
+from ._envelope import (
+    DEFAULT_TTL_MS,
+    MAX_ENVELOPE_SIZE,
+    Envelope,
+    Handle,
+    ReplyTo,
+    now_ms,
+)
 from ._identity import Identity, did_from_public_key, public_key_from_did, verify
+from ._keystore import KeyInfo, Keystore
 
 __all__ = [
+    "DEFAULT_TTL_MS",
+    "MAX_ENVELOPE_SIZE",
+    "Envelope",
+    "Handle",
     "Identity",
+    "KeyInfo",
+    "Keystore",
+    "ReplyTo",
     "did_from_public_key",
     "errors",
+    "now_ms",
     "public_key_from_did",
     "verify",
 ]
