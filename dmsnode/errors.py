@@ -1,0 +1,17 @@
+"""The one hierarchy of errors that dmsnode raises.
+
+The CLI prints any :class:`DmsError` (and any :class:`nuactor.errors.NuactorError`) as one line
+and exits 1; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "DmsError"]
+
+
+class DmsError(Exception):
+    """Base class of every error dmsnode raises on purpose."""
+
+
+class ConfigError(DmsError):
+    """The configuration file or a configuration value is not acceptable; the key is named."""
