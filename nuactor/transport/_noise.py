@@ -211,6 +211,8 @@ class CipherState:
             raise NonceExhausted("this cipher state has used all its nonces; start a new session")
         if len(ciphertext) > MAX_MESSAGE_LEN:
             raise FrameTooLarge(f"a Noise message is at most {MAX_MESSAGE_LEN} bytes")
+        if len(ciphertext) < TAGLEN:
+            raise DecryptError("a Noise message is shorter than its authentication tag")
         try:
             plaintext = _decrypt(ciphertext, ad, _NONCE.pack(n), k)
         except nacl.exceptions.CryptoError as exc:
