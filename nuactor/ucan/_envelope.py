@@ -26,6 +26,7 @@ __all__ = [
     "Envelope",
     "cid_from_digest",
     "cid_key",
+    "cid_text",
     "decode_envelope",
     "seal",
 ]
@@ -116,9 +117,17 @@ def cid_key(cid: object) -> bytes:
     if not isinstance(cid, CID):
         raise UnavailableProof(f"a proof is cited by CID, got {type(cid).__name__}")
     if cid.version != 1 or cid.codec.code != DAG_CBOR_CODE:
-        raise UnavailableProof(f"proof {cid} is not a CIDv1 of DAG-CBOR, so it is not a token")
+        raise UnavailableProof(
+            f"proof {cid_text(cid)} is not a CIDv1 of DAG-CBOR, so it is not a token"
+        )
     digest: bytes = cid.digest
     return digest
+
+
+def cid_text(cid: CID) -> str:
+    """A CID in base32 (``bafy…``), however it was written, for messages a person reads."""
+    text: str = str(cid.set(base="base32")) if cid.version == 1 else str(cid)
+    return text
 
 
 def _digest(token: bytes) -> bytes:

@@ -34,7 +34,7 @@ from multiformats import CID
 
 from ._command import command_covers
 from ._delegation import Delegation
-from ._envelope import cid_key
+from ._envelope import cid_key, cid_text
 from ._errors import (
     CommandMismatch,
     Expired,
@@ -262,11 +262,12 @@ class ChainValidator:
             if found is not None:
                 if not isinstance(found, Delegation) or found.digest != key:
                     raise UnavailableProof(
-                        f"the delegation supplied for proof {cid} is a different token"
+                        f"the delegation supplied for proof {cid_text(cid)} is a different token"
                     )
                 return found
         raise UnavailableProof(
-            f"proof {cid} was neither sent with the invocation nor found in the delegation store"
+            f"proof {cid_text(cid)} was neither sent with the invocation nor found in the"
+            " delegation store"
         )
 
     def _check_time(self, link: Delegation, now: int) -> None:
