@@ -338,6 +338,28 @@ async def test_async_with_closes() -> None:
         await server.receive_message()
 
 
+async def test_sending_to_a_vanished_peer_closes_the_session() -> None:
+    a, b = trio.testing.memory_stream_pair()
+    client, _ = await connect(a, b)
+    await b.aclose()
+    with pytest.raises(SessionClosed, match="lost"):
+        await client.send_message(b"anyone there?")
+    assert client.closed
+
+
+async def test_cancelling_a_send_midway_closes_the_session(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    a, b = trio.testing.lockstep_stream_pair()  # send_all waits for the receiver
+    client, server = await connect(a, b)
+    with trio.move_on_after(1):
+        await client.send_message(b"never read")
+    assert client.closed
+    with pytest.raises(SessionClosed):
+        await client.send_message(b"x")
+    await server.aclose()
+
+
 # --- tampering ----------------------------------------------------------------------------------
 
 
