@@ -25,7 +25,7 @@ from typing import Final, final
 import msgpack
 import trio
 
-from .._identity import Identity, did_from_public_key, verify
+from .._identity import Identity, did_from_public_key, public_key_from_did, verify
 from ._errors import (
     HandshakeError,
     HandshakeTimeout,
@@ -176,8 +176,11 @@ class SecureSession(trio.abc.AsyncResource):
         """Run the handshake as initiator (the side that dialled) and return the session.
 
         With ``expected_did``, a responder proving any other DID is refused with
-        :class:`PeerMismatch` before this side reveals its own identity.
+        :class:`PeerMismatch` before this side reveals its own identity. A malformed
+        ``expected_did`` raises :class:`~nuactor.errors.InvalidDid` before the stream is used.
         """
+        if expected_did is not None:
+            public_key_from_did(expected_did)
         session = cls(stream, initiator=True, max_message_size=max_message_size)
         await session._handshake(identity, expected_did, timeout, message_timeout)
         return session
@@ -312,7 +315,7 @@ class SecureSession(trio.abc.AsyncResource):
 
     async def _fail(self, reason: BaseException) -> None:
         if self._closed_reason is None:
-            self._closed_reason = f"the session failed: {reason}"
+            self._closed_reason = f"the session failed: {str(reason) or type(reason).__name__}"
         await trio.aclose_forcefully(self._stream)
 
     def _ensure_open(self) -> None:

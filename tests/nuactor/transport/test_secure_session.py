@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nuactor import Identity
+from nuactor.errors import InvalidDid
 from nuactor.transport import (
     MAX_PLAINTEXT_LEN,
     PROLOGUE,
@@ -534,6 +535,12 @@ async def test_expected_did_mismatch_names_both() -> None:
     assert BOB.did in str(c.error)
     # The initiator gave up before revealing its identity; the responder just sees it leave.
     assert isinstance(s.error, HandshakeError)
+
+
+async def test_malformed_expected_did_is_a_caller_error() -> None:
+    a, _ = trio.testing.memory_stream_pair()
+    with pytest.raises(InvalidDid):
+        await SecureSession.initiate(a, ALICE, expected_did="did:web:example.com")
 
 
 async def test_expected_did_match() -> None:
