@@ -7,19 +7,26 @@ and, where there is something to do about it, what to do.
 from __future__ import annotations
 
 __all__ = [
+    "ActorCrashed",
+    "ActorNameTaken",
     "BadSignature",
+    "Busy",
     "CorruptKeyFile",
     "EnvelopeError",
     "EnvelopeExpired",
     "EnvelopeNotYetValid",
     "EnvelopeTooLarge",
     "InvalidDid",
+    "InvokeTimeout",
     "KeyExists",
     "KeyNotFound",
     "KeystoreError",
     "MalformedEnvelope",
     "NuactorError",
+    "RemoteError",
     "SignerMismatch",
+    "Unauthorized",
+    "Unreachable",
     "WrongPassphrase",
 ]
 
@@ -91,3 +98,50 @@ class EnvelopeExpired(EnvelopeError):
 
 class EnvelopeNotYetValid(EnvelopeError):
     """The envelope was issued in the future, or expires too far ahead to be accepted."""
+
+
+# --- actors -------------------------------------------------------------------------------------
+
+
+class Unauthorized(NuactorError):
+    """The caller may not invoke this behaviour on this node; the message says why."""
+
+
+class Busy(NuactorError):
+    """The receiver refused the message for now (full mailbox, rate or concurrency limit).
+
+    ``retry_after`` (seconds) is the receiver's hint of when trying again may succeed, if known.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RemoteError(NuactorError):
+    """A behaviour raised an exception; ``type`` is its class name, ``message`` its text.
+
+    Also raised for refusals that are not authorisation or load: an unknown actor
+    (``type == "UnknownActor"``) or behaviour (``"UnknownBehaviour"``), a malformed request.
+    """
+
+    def __init__(self, type: str, message: str) -> None:
+        super().__init__(f"{type}: {message}")
+        self.type = type
+        self.message = message
+
+
+class InvokeTimeout(NuactorError, TimeoutError):
+    """No reply arrived within the invoke's timeout."""
+
+
+class Unreachable(NuactorError):
+    """No transport can reach the destination DID."""
+
+
+class ActorCrashed(NuactorError):
+    """An actor failed more often than its supervisor allows; the failure escalated."""
+
+
+class ActorNameTaken(NuactorError, ValueError):
+    """An actor of that name already runs in this system."""

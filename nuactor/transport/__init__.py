@@ -1,10 +1,11 @@
-"""Transports: the Noise protocol core and the secure session every stream transport runs.
+"""Transports: the interface, the in-process memory transport, and the Noise secure session.
 
 See docs/network.md, "Secure session".
 """
 
 from __future__ import annotations
 
+from ._base import Transport, TransportHost
 from ._errors import (
     DecryptError,
     FrameTooLarge,
@@ -19,6 +20,7 @@ from ._errors import (
     SessionCorrupted,
     TransportError,
 )
+from ._memory import MemoryNetwork, MemoryTransport
 from ._noise import (
     MAX_MESSAGE_LEN,
     MAX_PLAINTEXT_LEN,
@@ -54,6 +56,8 @@ __all__ = [
     "HandshakeTimeout",
     "HashName",
     "KeyPair",
+    "MemoryNetwork",
+    "MemoryTransport",
     "MessageTimeout",
     "MessageTooLarge",
     "NoiseHash",
@@ -64,5 +68,7 @@ __all__ = [
     "SessionClosed",
     "SessionCorrupted",
     "SymmetricState",
+    "Transport",
     "TransportError",
+    "TransportHost",
 ]

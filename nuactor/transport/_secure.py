@@ -169,7 +169,7 @@ class SecureSession(trio.abc.AsyncResource):
         identity: Identity,
         *,
         expected_did: str | None = None,
-        timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,  # noqa: ASYNC109 - the protocol's own deadline
+        timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         message_timeout: float | None = DEFAULT_MESSAGE_TIMEOUT,
     ) -> SecureSession:
@@ -191,7 +191,7 @@ class SecureSession(trio.abc.AsyncResource):
         stream: trio.abc.Stream,
         identity: Identity,
         *,
-        timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,  # noqa: ASYNC109 - the protocol's own deadline
+        timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         message_timeout: float | None = DEFAULT_MESSAGE_TIMEOUT,
     ) -> SecureSession:
