@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, final
+from typing import Any, Final, final
 
 from multiformats import CID
 
@@ -80,10 +80,10 @@ class Delegation:
         audience: str,
         subject: str | None,
         cmd: str,
-        policy: Policy | Sequence[Statement | Sequence[Ipld]] = (),
+        policy: Policy | Sequence[Statement | Sequence[object]] = (),
         expiration: int | Default | None = DEFAULT,
         not_before: int | None = None,
-        meta: Mapping[str, Ipld] | None = None,
+        meta: Mapping[str, object] | None = None,
         nonce: bytes | None = None,
     ) -> Delegation:
         """Sign a delegation from ``issuer`` to ``audience``.
@@ -97,7 +97,7 @@ class Delegation:
         if isinstance(expiration, Default):
             expiration = now_seconds() + DEFAULT_DELEGATION_TTL
         pol = Policy.parse(policy if isinstance(policy, Policy) else list(policy))
-        payload: dict[str, Ipld] = {
+        payload: dict[str, Any] = {
             "iss": issuer.did,
             "aud": audience,
             "sub": subject,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, final
+from typing import Any, Final, final
 
 from multiformats import CID
 
@@ -85,11 +85,11 @@ class Invocation:
         issuer: Identity,
         subject: str,
         cmd: str,
-        args: Mapping[str, Ipld],
+        args: Mapping[str, object],
         proofs: Sequence[CID | Delegation],
         audience: str | None = None,
         expiration: int | Default | None = DEFAULT,
-        meta: Mapping[str, Ipld] | None = None,
+        meta: Mapping[str, object] | None = None,
         nonce: bytes | None = None,
         issued_at: int | None = None,
         cause: CID | None = None,
@@ -106,7 +106,7 @@ class Invocation:
         if isinstance(expiration, Default):
             expiration = now + DEFAULT_INVOCATION_TTL
         prf = [p.cid if isinstance(p, Delegation) else p for p in proofs]
-        payload: dict[str, Ipld] = {
+        payload: dict[str, Any] = {
             "iss": issuer.did,
             "sub": subject,
             "cmd": cmd,

@@ -61,7 +61,7 @@ class Equality:
     selector: Selector
     value: Ipld
 
-    def evaluate(self, args: Ipld) -> bool:
+    def evaluate(self, args: object) -> bool:
         """Whether the statement holds for ``args``."""
         found = self.selector.select(args)
         equal = not isinstance(found, Unresolved) and ipld_equal(found, self.value)
@@ -81,7 +81,7 @@ class Inequality:
     selector: Selector
     value: int | float
 
-    def evaluate(self, args: Ipld) -> bool:
+    def evaluate(self, args: object) -> bool:
         """Whether the statement holds for ``args``."""
         found = self.selector.select(args)
         return is_number(found) and _COMPARE[self.op](found, self.value)
@@ -104,7 +104,7 @@ class Like:
         if not self.parts:
             object.__setattr__(self, "parts", _split_glob(self.pattern))
 
-    def evaluate(self, args: Ipld) -> bool:
+    def evaluate(self, args: object) -> bool:
         """Whether the statement holds for ``args``."""
         found = self.selector.select(args)
         return isinstance(found, str) and _match_parts(self.parts, found)
@@ -121,7 +121,7 @@ class Not:
 
     statement: Statement
 
-    def evaluate(self, args: Ipld) -> bool:
+    def evaluate(self, args: object) -> bool:
         """Whether the statement holds for ``args``."""
         return not self.statement.evaluate(args)
 
@@ -137,7 +137,7 @@ class And:
 
     statements: tuple[Statement, ...]
 
-    def evaluate(self, args: Ipld) -> bool:
+    def evaluate(self, args: object) -> bool:
         """Whether the statement holds for ``args``."""
         return all(s.evaluate(args) for s in self.statements)
 
@@ -153,7 +153,7 @@ class Or:
 
     statements: tuple[Statement, ...]
 
-    def evaluate(self, args: Ipld) -> bool:
+    def evaluate(self, args: object) -> bool:
         """Whether the statement holds for ``args``."""
         return not self.statements or any(s.evaluate(args) for s in self.statements)
 
@@ -170,7 +170,7 @@ class AllOf:
     selector: Selector
     statement: Statement
 
-    def evaluate(self, args: Ipld) -> bool:
+    def evaluate(self, args: object) -> bool:
         """Whether the statement holds for ``args``."""
         items = _collection(self.selector.select(args))
         return items is not None and all(self.statement.evaluate(item) for item in items)
@@ -188,7 +188,7 @@ class AnyOf:
     selector: Selector
     statement: Statement
 
-    def evaluate(self, args: Ipld) -> bool:
+    def evaluate(self, args: object) -> bool:
         """Whether the statement holds for ``args``."""
         items = _collection(self.selector.select(args))
         return items is not None and any(self.statement.evaluate(item) for item in items)
@@ -219,11 +219,11 @@ class Policy:
             raise InvalidPolicy(f"a policy is a list of statements, got {type(value).__name__}")
         return cls(tuple(_parse_statement(item, 1) for item in value))
 
-    def matches(self, args: Ipld) -> bool:
+    def matches(self, args: object) -> bool:
         """Whether every statement holds for ``args``."""
         return all(s.evaluate(args) for s in self.statements)
 
-    def first_failure(self, args: Ipld) -> Statement | None:
+    def first_failure(self, args: object) -> Statement | None:
         """The first top-level statement that does not hold for ``args``, or ``None``."""
         for statement in self.statements:
             if not statement.evaluate(args):
@@ -298,7 +298,7 @@ def _arity(raw: Sequence[object], size: int) -> None:
         raise InvalidPolicy(f"{raw[0]!r} takes {size - 1} argument(s), got {len(raw) - 1}")
 
 
-def _collection(value: Ipld | Unresolved) -> Iterable[Ipld] | None:
+def _collection(value: object) -> Iterable[object] | None:
     if isinstance(value, Mapping):
         return value.values()
     if isinstance(value, list | tuple):

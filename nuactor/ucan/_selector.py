@@ -28,7 +28,6 @@ from dataclasses import dataclass, replace
 from typing import Final, TypeAlias, final
 
 from ._errors import InvalidPolicy
-from ._ipld import Ipld
 
 __all__ = [
     "UNRESOLVED",
@@ -121,8 +120,10 @@ class Selector:
             raise InvalidPolicy(f"selector is longer than {MAX_SELECTOR_LENGTH} characters")
         return cls(text, _parse(text))
 
-    def select(self, value: Ipld) -> Ipld | Unresolved:
-        """The value at this path in ``value``, ``None`` for null, or :data:`UNRESOLVED`."""
+    def select(self, value: object) -> object:
+        """The value at this path in ``value``, ``None`` for null, or :data:`UNRESOLVED`.
+
+        ``value`` is normally IPLD data, but any Python value is safe: nothing here raises."""
         return _resolve(self.segments, 0, value)
 
     def __str__(self) -> str:
@@ -205,15 +206,15 @@ def _string_end(text: str, quote: int) -> int:
     raise InvalidPolicy(f"selector {text!r} has an unterminated string at {quote}")
 
 
-def _resolve(segments: tuple[Segment, ...], start: int, value: Ipld) -> Ipld | Unresolved:
-    current: Ipld = value
+def _resolve(segments: tuple[Segment, ...], start: int, value: object) -> object:
+    current = value
     for pos in range(start, len(segments)):
         segment = segments[pos]
         if isinstance(segment, IterateSegment):
             children = _children(current)
             if children is None:
                 return None if segment.optional else UNRESOLVED
-            results: list[Ipld] = []
+            results: list[object] = []
             for child in children:
                 result = _resolve(segments, pos + 1, child)
                 if isinstance(result, Unresolved):
@@ -227,7 +228,7 @@ def _resolve(segments: tuple[Segment, ...], start: int, value: Ipld) -> Ipld | U
     return current
 
 
-def _children(value: Ipld) -> Sequence[Ipld] | None:
+def _children(value: object) -> Sequence[object] | None:
     if isinstance(value, Mapping):
         return list(value.values())
     if isinstance(value, bytes):
@@ -237,7 +238,7 @@ def _children(value: Ipld) -> Sequence[Ipld] | None:
     return None
 
 
-def _step(segment: Segment, value: Ipld) -> Ipld | Unresolved:
+def _step(segment: Segment, value: object) -> object:
     if isinstance(segment, FieldSegment):
         if isinstance(value, Mapping):
             return value.get(segment.name)  # a missing key is null, by the spec

@@ -49,7 +49,6 @@ from ._errors import (
 )
 from ._fields import now_seconds
 from ._invocation import Invocation
-from ._ipld import Ipld
 from ._policy import Policy
 from ._store import DelegationStore, RevocationStore
 
@@ -162,7 +161,7 @@ class ChainValidator:
         issuer: str,
         subject: str,
         command: str,
-        args: Mapping[str, Ipld],
+        args: Mapping[str, object],
         proofs: Sequence[CID],
         attached: Mapping[CID, Delegation] | None = None,
         now: int | None = None,
@@ -346,7 +345,7 @@ def _shape(links: tuple[Delegation, ...]) -> _Chain:
 
 
 def _check_request(
-    chain: _Chain, issuer: str, subject: str, command: str, args: Mapping[str, Ipld]
+    chain: _Chain, issuer: str, subject: str, command: str, args: Mapping[str, object]
 ) -> None:
     """Check step 5: the request against a well-formed chain."""
     if chain.audience != issuer:
@@ -393,7 +392,7 @@ def _when(timestamp: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _render(value: Ipld) -> str:
+def _render(value: object) -> str:
     if isinstance(value, bytes):
         return f"bytes({value.hex()})"
     if isinstance(value, CID):
