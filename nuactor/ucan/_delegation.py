@@ -31,7 +31,7 @@ from ._fields import (
     reject_unknown,
     require,
 )
-from ._ipld import Ipld
+from ._ipld import Ipld, normalise
 from ._policy import Policy, Statement
 from ._varsig import VarsigHeader
 
@@ -109,7 +109,7 @@ class Delegation:
         if not_before is not None:
             payload["nbf"] = not_before
         if meta is not None:
-            payload["meta"] = dict(meta)
+            payload["meta"] = normalise(meta)
         _check_payload(payload)  # fail on bad input before signing anything
         return cls._from_envelope(seal(issuer, DLG_TAG, payload))
 

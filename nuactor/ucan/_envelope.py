@@ -58,7 +58,10 @@ class Envelope:
 def seal(issuer: Identity, tag: str, payload: Mapping[str, Ipld]) -> Envelope:
     """Sign ``payload`` under ``tag`` with ``issuer``'s key and encode the envelope."""
     sig_payload: dict[str, Any] = {"h": ED25519_DAG_CBOR.raw, tag: payload}
-    signed = dag_cbor.encode(sig_payload)
+    try:
+        signed = dag_cbor.encode(sig_payload)
+    except Exception as exc:  # the payload was checked; this is the last line of defence
+        raise MalformedToken(f"the payload cannot be encoded: {_first_line(exc)}") from exc
     signature = issuer.sign(signed)
     token = dag_cbor.encode([signature, sig_payload])
     return Envelope(signature, ED25519_DAG_CBOR, tag, payload, signed, token, _digest(token))

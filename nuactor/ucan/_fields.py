@@ -106,8 +106,10 @@ def check_nonce(value: object) -> bytes:
 
 def check_meta(value: object, field: str = "meta") -> Mapping[str, Ipld]:
     """A map with string keys holding only IPLD values."""
-    if not isinstance(value, dict) or not is_ipld(value):
-        raise MalformedToken(f"{field!r} must be a map of IPLD values, got {_show(value)}")
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise MalformedToken(f"{field!r} must be a map with string keys, got {_show(value)}")
+    if not is_ipld(value) or not isinstance(value, Mapping):
+        raise MalformedToken(f"{field!r} holds values that are not IPLD: {_show(value)}")
     return value
 
 

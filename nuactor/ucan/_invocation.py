@@ -33,7 +33,7 @@ from ._fields import (
     reject_unknown,
     require,
 )
-from ._ipld import Ipld
+from ._ipld import Ipld, normalise
 from ._varsig import VarsigHeader
 
 __all__ = ["DEFAULT_INVOCATION_TTL", "INV_TAG", "INV_TAG_RC1", "Invocation"]
@@ -110,7 +110,7 @@ class Invocation:
             "iss": issuer.did,
             "sub": subject,
             "cmd": cmd,
-            "args": dict(args) if isinstance(args, Mapping) else args,
+            "args": normalise(args),
             "prf": prf,
             "nonce": random_nonce() if nonce is None else nonce,
             "exp": expiration,
@@ -119,7 +119,7 @@ class Invocation:
         if audience is not None:
             payload["aud"] = audience
         if meta is not None:
-            payload["meta"] = dict(meta)
+            payload["meta"] = normalise(meta)
         if cause is not None:
             payload["cause"] = cause
         _check_payload(payload)

@@ -12,7 +12,7 @@ from typing import TypeAlias, TypeGuard
 
 from multiformats import CID
 
-__all__ = ["Ipld", "ipld_equal", "is_ipld", "is_number"]
+__all__ = ["Ipld", "ipld_equal", "is_ipld", "is_number", "normalise"]
 
 Ipld: TypeAlias = (
     "bool | int | float | str | bytes | CID | Sequence[Ipld] | Mapping[str, Ipld] | None"
@@ -28,19 +28,38 @@ def is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def is_ipld(value: object, depth: int = 0) -> bool:
-    """Whether ``value`` is made only of IPLD kinds (finite floats, string map keys)."""
+_MIN_INT = -(2**64)
+_MAX_INT = 2**64 - 1
+
+
+def is_ipld(value: object, depth: int = 0) -> TypeGuard[Ipld]:
+    """Whether ``value`` is made only of IPLD kinds, as DAG-CBOR can encode them: lists (not
+    tuples), string-keyed dicts, finite floats, integers within 64 bits."""
     if depth > MAX_DEPTH:
         return False
-    if value is None or isinstance(value, bool | int | str | bytes | CID):
+    if value is None or isinstance(value, bool | str | bytes | CID):
         return True
+    if isinstance(value, int):
+        return _MIN_INT <= value <= _MAX_INT
     if isinstance(value, float):
         return math.isfinite(value)
-    if isinstance(value, list | tuple):
+    if isinstance(value, list):
         return all(is_ipld(item, depth + 1) for item in value)
     if isinstance(value, dict):
         return all(isinstance(k, str) and is_ipld(v, depth + 1) for k, v in value.items())
     return False
+
+
+def normalise(value: object, depth: int = 0) -> object:
+    """``value`` with tuples made lists and other mappings made dicts, so that arguments
+    written naturally in Python can be encoded (anything else is left for :func:`is_ipld`)."""
+    if depth > MAX_DEPTH:
+        return value
+    if isinstance(value, list | tuple):
+        return [normalise(item, depth + 1) for item in value]
+    if isinstance(value, Mapping):
+        return {key: normalise(item, depth + 1) for key, item in value.items()}
+    return value
 
 
 def ipld_equal(left: object, right: object) -> bool:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias, final
 
 from ._errors import InvalidPolicy
-from ._ipld import MAX_DEPTH, Ipld, ipld_equal, is_ipld, is_number
+from ._ipld import MAX_DEPTH, Ipld, ipld_equal, is_ipld, is_number, normalise
 from ._selector import Selector, Unresolved
 
 __all__ = [
@@ -259,15 +259,16 @@ def _parse_statement(raw: object, depth: int) -> Statement:
     op = raw[0]
     if op in ("==", "!="):
         _arity(raw, 3)
-        if not is_ipld(raw[2]):
+        value = normalise(raw[2])
+        if not is_ipld(value):
             raise InvalidPolicy(f"{op!r} compares with an IPLD value, got {_show(raw[2])}")
-        return Equality("==" if op == "==" else "!=", Selector.parse(raw[1]), raw[2])
+        return Equality("==" if op == "==" else "!=", Selector.parse(raw[1]), value)
     if op in _COMPARE:
         _arity(raw, 3)
-        value = raw[2]
-        if not is_number(value) or not is_ipld(value):
-            raise InvalidPolicy(f"{op!r} compares with a number, got {_show(value)}")
-        return Inequality(_INEQUALITY_OPS[op], Selector.parse(raw[1]), value)
+        number = raw[2]
+        if not is_number(number) or not is_ipld(number):
+            raise InvalidPolicy(f"{op!r} compares with a number, got {_show(number)}")
+        return Inequality(_INEQUALITY_OPS[op], Selector.parse(raw[1]), raw[2])
     if op == "like":
         _arity(raw, 3)
         if not isinstance(raw[2], str):

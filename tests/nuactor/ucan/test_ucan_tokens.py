@@ -427,3 +427,22 @@ def test_issue_requires_an_identity() -> None:
         Invocation.issue(BOB.did, ALICE.did, "/", {}, [])  # type: ignore[arg-type]
     with pytest.raises(MalformedToken):
         Delegation.issue(ALICE.did, BOB.did, ALICE.did, "/")  # type: ignore[arg-type]
+
+
+def test_python_tuples_and_mappings_are_normalised() -> None:
+    issued = delegation(policy=[("==", ".a", (1, (2, 3)))], meta={"t": (1, {"x": (2,)})})
+    assert issued.pol.to_ipld() == [["==", ".a", [1, [2, 3]]]]
+    assert issued.meta == {"t": [1, {"x": [2]}]}
+    invocation = Invocation.issue(BOB, ALICE.did, "/", {"a": (1, 2)}, [issued])
+    assert Invocation.decode(invocation.encode()).args == {"a": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [{"a": 2**64}, {"a": -(2**64) - 1}, {"a": {1: 2}}, {"a": object()}, {1: 1}, {"a": {1.5}}],
+)
+def test_values_dag_cbor_cannot_encode_are_refused(args: dict[Any, Any]) -> None:
+    with pytest.raises(MalformedToken):
+        Invocation.issue(BOB, ALICE.did, "/", args, [])
+    with pytest.raises(MalformedToken):
+        delegation(meta=args)
