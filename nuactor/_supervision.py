@@ -70,6 +70,13 @@ class Supervision:
         )
 
 
+def root_cause(error: BaseException) -> BaseException:
+    """The one exception inside nested single-member groups (how Trio nurseries wrap errors)."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
+
+
 @dataclass(slots=True)
 class _Exit:
     cell: Cell
@@ -133,8 +140,19 @@ class Supervisor:
             await cell.run_instance(task_status=task_status)
         except Exception as exc:
             if not cell.has_started:
-                raise  # a failed first start is the spawner's error, not a crash
+                # A failed start is the spawner's error, not a crash: raise it as itself.
+                cause = root_cause(exc)
+                if cause is exc or isinstance(cause, BaseExceptionGroup):
+                    raise
+                raise cause from None
             self._exits_send.send_nowait(_Exit(cell, generation, exc))
+        except BaseExceptionGroup as group:
+            # Cancelled while crashing: the stop wins, the crash is only worth a log line.
+            cancelled, errors = group.split(trio.Cancelled)
+            if errors is not None:
+                log.warning("actor %r failed while stopping: %r", cell.name, root_cause(errors))
+            if cancelled is not None:
+                raise cancelled from None
         else:
             self._exits_send.send_nowait(_Exit(cell, generation, None))
 
@@ -144,7 +162,7 @@ class Supervisor:
             return  # a stale report, or a child stopped on purpose
         if event.error is None:
             return  # stopped by a restart of its siblings or by stop_child
-        log.warning("actor %r crashed: %r", cell.name, event.error)
+        log.warning("actor %r crashed: %r", cell.name, root_cause(event.error))
         self._system.counters["actor_crashes"] += 1
         if cell.restart is Restart.TEMPORARY:
             self.children.remove(cell)
@@ -160,7 +178,8 @@ class Supervisor:
             if len(self._restarts) >= self._policy.max_restarts:
                 raise ActorCrashed(
                     f"actor {crashed.name!r} crashed more than {self._policy.max_restarts} "
-                    f"times in {self._policy.within} s; escalating past {self._owner!r}: {error!r}"
+                    f"times in {self._policy.within} s; escalating past {self._owner!r}: "
+                    f"{root_cause(error)!r}"
                 ) from error
             self._restarts.append(now)
             affected = self._affected(crashed)

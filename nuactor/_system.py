@@ -36,7 +36,7 @@ from ._outcome import Outcome
 from ._paths import check_path
 from ._replay import ReplayCache
 from ._reply import ReplySlot
-from ._supervision import Restart, Supervision, Supervisor
+from ._supervision import Restart, Supervision, Supervisor, root_cause
 from .errors import (
     ActorNameTaken,
     Busy,
@@ -193,11 +193,10 @@ class ActorSystem:
         try:
             return await stack.__aexit__(exc_type, exc, tb)
         except BaseExceptionGroup as group:
-            # One failure (the usual case) is raised as itself, not wrapped in a group.
-            if len(group.exceptions) == 1 and not isinstance(
-                group.exceptions[0], BaseExceptionGroup
-            ):
-                raise group.exceptions[0] from None
+            # One failure (the usual case) is raised as itself, not wrapped in nested groups.
+            cause = root_cause(group)
+            if not isinstance(cause, BaseExceptionGroup):
+                raise cause from None
             raise
         finally:
             self._nursery = None
