@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import trio
 
@@ -35,5 +33,5 @@ def all_tasks() -> set[trio.lowlevel.Task]:
 
 
 @pytest.fixture
-def identities() -> Iterator[list[Identity]]:
-    yield [Identity.from_seed(bytes([n]) * 32) for n in range(1, 6)]
+def identities() -> list[Identity]:
+    return [Identity.from_seed(bytes([n]) * 32) for n in range(1, 6)]

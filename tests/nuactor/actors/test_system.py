@@ -272,18 +272,19 @@ async def test_remote_sender_gets_busy_when_the_mailbox_is_full(identities: list
     ):
         handle = await host.spawn(Gated, name="root")
         results: list[object] = []
+        refused = trio.Event()
 
         async def call(n: int) -> None:
             try:
                 results.append(await caller.invoke(handle, "/work", n))
             except Exception as exc:
                 results.append(exc)
+                refused.set()
 
         async with trio.open_nursery() as nursery:
             for n in range(4):
                 nursery.start_soon(call, n)
-            while not any(isinstance(r, Exception) for r in results):
-                await trio.sleep(0.001)
+            await refused.wait()
             gate.set()
         busy = [r for r in results if not isinstance(r, int)]
         assert busy, results
@@ -357,7 +358,5 @@ async def test_broadcast_and_subscribe_in_process(identities: list[Identity]) ->
             await system.spawn(Listener, name="root")
             system.subscribe("/nunet/hello", "root")
         await systems[0].broadcast("/nunet/hello", "/broadcast/hello", {"n": 1})
-        while len(got) < 2:
-            await trio.sleep(0.001)
-        await trio.sleep(0.05)
+        await trio.testing.wait_all_tasks_blocked()
     assert sorted(got) == sorted((s.did, {"n": 1}) for s in systems[1:])
