@@ -24,6 +24,7 @@ from ._varsig import ED25519_DAG_CBOR, VarsigHeader, parse_header
 __all__ = [
     "DAG_CBOR_CODE",
     "Envelope",
+    "as_cid",
     "cid_from_digest",
     "cid_key",
     "cid_text",
@@ -33,6 +34,8 @@ __all__ = [
 
 DAG_CBOR_CODE: Final = 0x71
 _SHA2_256_PREFIX: Final = b"\x12\x20"
+_BINARY_PREFIX: Final = b"\x01\x71" + _SHA2_256_PREFIX
+_BINARY_LENGTH: Final = len(_BINARY_PREFIX) + 32
 _ARRAY_OF_TWO: Final = b"\x82"
 MAX_TOKEN_SIZE: Final = 1 << 20
 """Tokens above 1 MiB are refused before decoding."""
@@ -115,10 +118,16 @@ def cid_from_digest(digest: bytes) -> CID:
 
 
 def cid_key(cid: object) -> bytes:
-    """The lookup key of a token CID: its multihash. Raises :class:`UnavailableProof` for
-    anything that cannot name a UCAN token (not a CID, or not DAG-CBOR)."""
+    """The lookup key of a token CID: its multihash.
+
+    ``cid`` may be a :class:`CID`, a binary CID (``bytes``, the fast path for CIDs read off the
+    wire) or a string such as ``"bafy…"``. Raises :class:`UnavailableProof` for anything that
+    cannot name a UCAN token (not a CID, or not a CIDv1 of DAG-CBOR).
+    """
+    if isinstance(cid, bytes) and len(cid) == _BINARY_LENGTH and cid.startswith(_BINARY_PREFIX):
+        return cid[2:]
     if not isinstance(cid, CID):
-        raise UnavailableProof(f"a proof is cited by CID, got {type(cid).__name__}")
+        cid = as_cid(cid)
     if cid.version != 1 or cid.codec.code != DAG_CBOR_CODE:
         raise UnavailableProof(
             f"proof {cid_text(cid)} is not a CIDv1 of DAG-CBOR, so it is not a token"
@@ -127,9 +136,26 @@ def cid_key(cid: object) -> bytes:
     return digest
 
 
-def cid_text(cid: CID) -> str:
+def as_cid(value: object) -> CID:
+    """``value`` (a CID, binary CID or CID string) as a :class:`CID`; else
+    :class:`UnavailableProof`."""
+    if isinstance(value, CID):
+        return value
+    if isinstance(value, bytes | str):
+        try:
+            return CID.decode(value)
+        except Exception as exc:  # multiformats raises assorted errors for garbage
+            raise UnavailableProof(f"{value!r:.80} is not a CID") from exc
+    raise UnavailableProof(f"a proof is cited by CID, got {type(value).__name__}")
+
+
+def cid_text(cid: object) -> str:
     """A CID in base32 (``bafy…``), however it was written, for messages a person reads."""
-    text: str = str(cid.set(base="base32")) if cid.version == 1 else str(cid)
+    try:
+        parsed = as_cid(cid)
+    except UnavailableProof:
+        return repr(cid)
+    text: str = str(parsed.set(base="base32")) if parsed.version == 1 else str(parsed)
     return text
 
 

@@ -34,7 +34,7 @@ from multiformats import CID
 
 from ._command import command_covers
 from ._delegation import Delegation
-from ._envelope import cid_key, cid_text
+from ._envelope import as_cid, cid_key, cid_text
 from ._errors import (
     CommandMismatch,
     Expired,
@@ -162,14 +162,15 @@ class ChainValidator:
         subject: str,
         command: str,
         args: Mapping[str, object],
-        proofs: Sequence[CID],
+        proofs: Sequence[CID | bytes | str],
         attached: Mapping[CID, Delegation] | None = None,
         now: int | None = None,
     ) -> tuple[Delegation, ...]:
         """Check that ``proofs`` let ``issuer`` run ``command`` with ``args`` on ``subject``.
 
         This is validation without an invocation token, for callers (such as the signed
-        envelope) that authenticate the request themselves. Returns the chain, root first.
+        envelope) that authenticate the request themselves. ``proofs`` are CIDs, binary CIDs
+        (the fastest: no parsing) or CID strings, root first. Returns the chain, root first.
         """
         now = now_seconds() if now is None else now
         if not proofs:
@@ -189,7 +190,7 @@ class ChainValidator:
         _check_request(chain, issuer, subject, command, args)
         return chain.links
 
-    def forget(self, cid: CID | Delegation) -> None:
+    def forget(self, cid: CID | bytes | str | Delegation) -> None:
         """Drop what is remembered about this delegation (and every chain it is in)."""
         key = cid.digest if isinstance(cid, Delegation) else cid_key(cid)
         self._links.pop(key, None)
@@ -225,7 +226,7 @@ class ChainValidator:
     def _build(
         self,
         keys: tuple[bytes, ...],
-        proofs: Sequence[CID],
+        proofs: Sequence[CID | bytes | str],
         attached: Mapping[CID, Delegation] | None,
         now: int,
     ) -> _Chain:
@@ -247,7 +248,9 @@ class ChainValidator:
             self._check_time(link, now)
         return _shape(links)
 
-    def _find(self, key: bytes, cid: CID, attached: Mapping[CID, Delegation] | None) -> Delegation:
+    def _find(
+        self, key: bytes, cid: CID | bytes | str, attached: Mapping[CID, Delegation] | None
+    ) -> Delegation:
         found = self._links.get(key)
         if found is not None:
             return found
@@ -257,7 +260,7 @@ class ChainValidator:
             if isinstance(source, DelegationStore):
                 found = source.get_by_digest(key)
             else:
-                found = source.get(cid)
+                found = source.get(as_cid(cid))
             if found is not None:
                 if not isinstance(found, Delegation) or found.digest != key:
                     raise UnavailableProof(

@@ -421,3 +421,27 @@ def test_failed_chains_are_not_remembered_as_good() -> None:
             validator.validate(invoke(links, "/dms", {}), now=NOW)
     assert validator.cached_chains == 0
     assert validator.signature_verifications == 2 + 2  # links once; each invocation once
+
+
+def test_proofs_may_be_cited_as_binary_or_text_cids() -> None:
+    links = chain3()
+
+    def authorize(validator: ChainValidator, cited: list[Any]) -> Any:
+        return validator.authorize(
+            issuer=USER.did,
+            subject=NODE.did,
+            command="/dms/node/peers/list",
+            args={"verbose": False},
+            proofs=cited,
+            now=NOW,
+        )
+
+    warm = ChainValidator(DelegationStore(links))
+    for form in (bytes, str, lambda cid: cid.encode("base58btc")):
+        assert authorize(warm, [form(link.cid) for link in links]) == tuple(links)
+        # A plain dict keyed by CID objects works too (looked up after parsing).
+        assert authorize(ChainValidator(proofs(links)), [form(link.cid) for link in links])
+    assert warm.signature_verifications == 3
+    for junk in (b"junk", "not a cid", 42, bytes(links[0].cid)[:-1]):
+        with pytest.raises(UnavailableProof):
+            authorize(ChainValidator(proofs(links)), [junk, *links[1:]])
