@@ -81,6 +81,9 @@ class ChainValidator:
     ``revocations`` is consulted on every call; ``leeway`` seconds of clock skew are allowed on
     every time bound. :attr:`signature_verifications` counts the Ed25519 verifications done,
     so that "a warm chain costs none" can be observed.
+
+    A chain once validated is served from memory even if its delegations later leave the store:
+    withdraw authority by revocation (or :meth:`forget`), not by deleting from the store.
     """
 
     __slots__ = (
