@@ -1,26 +1,33 @@
-"""Transports: the interface, the in-process memory transport, and the Noise secure session.
+"""Transports: the interface, the in-process memory transport, the Noise secure session, and
+the TCP/WebSocket network with its peer table.
 
-See docs/network.md, "Secure session".
+See docs/network.md.
 """
 
 from __future__ import annotations
 
 from ._base import Transport, TransportHost
+from ._control import ControlMessage, GetPeers, Hello, Peers, Ping, Pong, Retire
 from ._errors import (
     DecryptError,
+    DialError,
     FrameTooLarge,
     HandshakeError,
     HandshakeTimeout,
+    InvalidAddress,
     MessageTimeout,
     MessageTooLarge,
     NonceExhausted,
     PeerAuthenticationError,
     PeerMismatch,
+    PingTimeout,
     SessionClosed,
     SessionCorrupted,
     TransportError,
 )
 from ._memory import MemoryNetwork, MemoryTransport
+from ._multiaddr import Multiaddr, parse_multiaddr
+from ._network import Network, NetworkConfig
 from ._noise import (
     MAX_MESSAGE_LEN,
     MAX_PLAINTEXT_LEN,
@@ -31,6 +38,7 @@ from ._noise import (
     NoiseHash,
     SymmetricState,
 )
+from ._peers import PeerRecord
 from ._secure import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -39,8 +47,12 @@ from ._secure import (
     STATIC_KEY_SIGNATURE_PREFIX,
     SecureSession,
 )
+from ._wire import BATCH, CONTROL
+from ._ws import WS_RESOURCE, WebSocketStream
 
 __all__ = [
+    "BATCH",
+    "CONTROL",
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_MESSAGE_TIMEOUT",
@@ -48,22 +60,37 @@ __all__ = [
     "MAX_PLAINTEXT_LEN",
     "PROLOGUE",
     "STATIC_KEY_SIGNATURE_PREFIX",
+    "WS_RESOURCE",
     "CipherState",
+    "ControlMessage",
     "DecryptError",
+    "DialError",
     "FrameTooLarge",
+    "GetPeers",
     "HandshakeError",
     "HandshakeState",
     "HandshakeTimeout",
     "HashName",
+    "Hello",
+    "InvalidAddress",
     "KeyPair",
     "MemoryNetwork",
     "MemoryTransport",
     "MessageTimeout",
     "MessageTooLarge",
+    "Multiaddr",
+    "Network",
+    "NetworkConfig",
     "NoiseHash",
     "NonceExhausted",
     "PeerAuthenticationError",
     "PeerMismatch",
+    "PeerRecord",
+    "Peers",
+    "Ping",
+    "PingTimeout",
+    "Pong",
+    "Retire",
     "SecureSession",
     "SessionClosed",
     "SessionCorrupted",
@@ -71,4 +98,6 @@ __all__ = [
     "Transport",
     "TransportError",
     "TransportHost",
+    "WebSocketStream",
+    "parse_multiaddr",
 ]

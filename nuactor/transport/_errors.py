@@ -1,4 +1,4 @@
-"""Errors of the transport layer: the Noise core and the secure session.
+"""Errors of the transport layer: the Noise core, the secure session, addresses and the network.
 
 Every one derives from :class:`TransportError` (itself a :class:`~nuactor.errors.NuactorError`),
 so a caller can catch the whole layer at once or one precise failure.
@@ -10,14 +10,17 @@ from ..errors import NuactorError
 
 __all__ = [
     "DecryptError",
+    "DialError",
     "FrameTooLarge",
     "HandshakeError",
     "HandshakeTimeout",
+    "InvalidAddress",
     "MessageTimeout",
     "MessageTooLarge",
     "NonceExhausted",
     "PeerAuthenticationError",
     "PeerMismatch",
+    "PingTimeout",
     "SessionClosed",
     "SessionCorrupted",
     "TransportError",
@@ -79,3 +82,16 @@ class MessageTimeout(TransportError):
 
 class NonceExhausted(TransportError):
     """A cipher state used its last nonce; the session must be replaced (it is closed)."""
+
+
+class InvalidAddress(TransportError, ValueError):
+    """A string is not a multiaddr this network can use; the message names what is wrong."""
+
+
+class DialError(TransportError):
+    """No session could be opened to an address: refused, unreachable, timed out, or not a
+    nuactor peer. A failed handshake raises its own :class:`HandshakeError` instead."""
+
+
+class PingTimeout(TransportError, TimeoutError):
+    """A peer did not answer a ping in time."""
