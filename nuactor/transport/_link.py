@@ -1,8 +1,9 @@
 """One live secure session to a peer, and the three tasks that serve it.
 
 - The **reader** hands envelope and gossip frames to the system (``host.receive_frame``), answers
-  pings, and passes other control messages to the network. It yields to the scheduler every
-  :data:`_YIELD_EVERY` frames, so that a fast peer cannot starve the actors its frames feed.
+  pings, and passes other control messages to the network. It yields to the scheduler after
+  every frame it hands over: ``receive_frame`` cannot push back, so this is what lets the actors
+  the frames feed keep pace with a fast peer (mailboxes fill one frame per scheduling round).
 - The **writer** is the only task that writes: queued control messages first, then, while this
   link is its peer's *primary*, the peer's outbox, batching whatever is waiting (up to one Noise
   message) into one BATCH frame. It never blocks anyone else: senders only touch the outbox.
@@ -46,7 +47,6 @@ __all__ = ["Link", "LinkTimings"]
 log = logging.getLogger("nuactor.transport.network")
 
 _MAX_CONTROL_QUEUE: Final = 64
-_YIELD_EVERY: Final = 32
 _RETIRE_FRAME: Final = encode_control(Retire())
 
 
@@ -206,10 +206,10 @@ class Link:
     async def _read(self) -> None:
         receive = self.session.receive_message
         receive_frame = self._host.receive_frame
+        checkpoint = trio.lowlevel.checkpoint
         did = self.did
         peer = self.peer
         counters = self._counters
-        since_yield = 0
         try:
             while True:
                 message = await receive()
@@ -217,22 +217,16 @@ class Link:
                 kind = message[0] if message else BATCH + 1
                 if kind <= GOSSIP:
                     receive_frame(message, session_did=did)
-                    since_yield += 1
+                    await checkpoint()
                 elif kind == BATCH:
                     for frame in split_batch(message):
                         if frame[0] <= GOSSIP:
                             receive_frame(frame, session_did=did)
+                            await checkpoint()
                         else:
                             self._receive_other(frame)
-                        since_yield += 1
-                        if since_yield >= _YIELD_EVERY:
-                            since_yield = 0
-                            await trio.lowlevel.checkpoint()
                 else:
                     self._receive_other(message)
-                if since_yield >= _YIELD_EVERY:
-                    since_yield = 0
-                    await trio.lowlevel.checkpoint()
         except SessionClosed as exc:
             counters["sessions_ended"] += 1
             log.debug("session with %s ended: %s", did, exc)

@@ -10,7 +10,8 @@ refuses any other with HTTP 404.
 
 from __future__ import annotations
 
-from typing import Final, final
+from collections.abc import Awaitable, Callable
+from typing import Final, cast, final
 
 import trio
 import trio_websocket
@@ -81,35 +82,71 @@ def _host_header(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+@final
+class _ReaderGuard:
+    """Stands in for the nursery trio-websocket starts its reader task in: the reader still
+    runs in ``nursery``, but if it ends or fails (a refused upgrade, a protocol error, a closed
+    connection) it cancels the pending opening handshake instead of waiting for a timeout, and
+    its exception ends this connection only."""
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        self.scope = trio.CancelScope()
+        self.failure: Exception | None = None
+
+    def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        async def guarded() -> None:
+            try:
+                await fn(*args)
+            except Exception as exc:
+                self.failure = exc
+            finally:
+                self.scope.cancel()  # harmless once the handshake is over
+
+        self._nursery.start_soon(guarded)
+
+    def broken(self) -> trio.BrokenResourceError:
+        reason = repr(self.failure) if self.failure is not None else "the connection closed"
+        return trio.BrokenResourceError(f"the WebSocket opening handshake failed: {reason}")
+
+
 async def ws_connect(
     nursery: trio.Nursery, stream: trio.SocketStream, host: str
 ) -> WebSocketStream:
     """Run the client's WebSocket opening handshake on ``stream`` (its reader lives in
     ``nursery``). The caller bounds the time. Raises ``trio.BrokenResourceError`` if refused."""
-    connection = await trio_websocket.wrap_client_stream(
-        nursery,
-        stream,
-        _host_header(host),
-        WS_RESOURCE,
-        max_message_size=WS_MAX_MESSAGE,
-        receive_buffer_size=_RECEIVE_BUFFER,
-    )
-    if connection.closed is not None:
-        raise trio.BrokenResourceError(f"the WebSocket server refused: {connection.closed}")
-    return WebSocketStream(connection)
+    guard = _ReaderGuard(nursery)
+    with guard.scope:
+        connection = await trio_websocket.wrap_client_stream(
+            cast(trio.Nursery, guard),
+            stream,
+            _host_header(host),
+            WS_RESOURCE,
+            max_message_size=WS_MAX_MESSAGE,
+            receive_buffer_size=_RECEIVE_BUFFER,
+        )
+        if connection.closed is None:
+            return WebSocketStream(connection)
+    raise guard.broken()
 
 
 async def ws_accept(nursery: trio.Nursery, stream: trio.abc.Stream) -> WebSocketStream:
     """Run the server's WebSocket opening handshake on ``stream`` (its reader lives in
-    ``nursery``). The caller bounds the time. Raises ``trio.BrokenResourceError`` if it fails."""
-    request = await trio_websocket.wrap_server_stream(
-        nursery, stream, max_message_size=WS_MAX_MESSAGE, receive_buffer_size=_RECEIVE_BUFFER
-    )
-    if request.path != WS_RESOURCE:
-        await request.reject(404)
-        raise trio.BrokenResourceError(f"a WebSocket client asked for {request.path!r}")
-    try:
-        connection = await request.accept()
-    except trio_websocket.ConnectionClosed as exc:
-        raise trio.BrokenResourceError(f"the WebSocket closed: {exc.reason}") from exc
-    return WebSocketStream(connection)
+    ``nursery``). The caller bounds the time. Raises ``trio.BrokenResourceError`` if it fails;
+    a client asking for another resource than :data:`WS_RESOURCE` gets HTTP 404."""
+    guard = _ReaderGuard(nursery)
+    with guard.scope:
+        request = await trio_websocket.wrap_server_stream(
+            cast(trio.Nursery, guard),
+            stream,
+            max_message_size=WS_MAX_MESSAGE,
+            receive_buffer_size=_RECEIVE_BUFFER,
+        )
+        if request.path != WS_RESOURCE:
+            await request.reject(404)
+            raise trio.BrokenResourceError(f"a WebSocket client asked for {request.path!r}")
+        try:
+            return WebSocketStream(await request.accept())
+        except trio_websocket.ConnectionClosed as exc:
+            raise trio.BrokenResourceError(f"the WebSocket closed: {exc.reason}") from exc
+    raise guard.broken()
