@@ -95,7 +95,7 @@ async def node(
 
 async def eventually(predicate: Callable[[], object], timeout: float = 10.0) -> None:
     with trio.fail_after(timeout):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 - counters and tables have no events to wait on
             await trio.sleep(0.005)
 
 
@@ -245,7 +245,7 @@ async def test_a_bootstrap_list_naming_this_node_is_harmless() -> None:
 
 
 async def test_peer_exchange_connects_peers_of_peers() -> None:
-    async with node(IDS[0]) as hub:
+    async with node(IDS[0]) as hub:  # noqa: SIM117 - the others need the hub's address
         async with (
             node(IDS[1], bootstrap=(hub.pinned(),), **FAST) as a,
             node(IDS[2], bootstrap=(hub.pinned(),), **FAST) as b,
@@ -274,9 +274,9 @@ async def test_reconnects_after_a_drop() -> None:
 
 
 async def test_duplicate_sessions_resolve_to_one_without_losing_frames() -> None:
+    total = 300
     for first, second in ((LOW, HIGH), (HIGH, LOW)):
         async with node(first) as a, node(second) as b:
-            total = 300
 
             async def flood(sender: Node, receiver: Node) -> None:
                 for _ in range(total):
@@ -321,22 +321,22 @@ async def test_a_peer_that_stops_reading_only_blocks_itself() -> None:
 
 async def test_broadcast_reaches_at_most_fanout_neighbours() -> None:
     one_hop = SystemConfig(gossip_hops=1)
-    async with node(IDS[0], fanout=2, target_peers=0, system=one_hop) as hub:
-        async with (
-            node(IDS[1], system=one_hop, target_peers=0) as a,
-            node(IDS[2], system=one_hop, target_peers=0) as b,
-            node(IDS[3], system=one_hop, target_peers=0) as c,
-            node(IDS[4], system=one_hop, target_peers=0) as d,
-        ):
-            members = (a, b, c, d)
-            for member in members:
-                await member.network.connect(hub.address)
-                member.system.subscribe("/topic", "root")
-            for _ in range(10):
-                await hub.system.broadcast("/topic", "/news", None)
-            await eventually(lambda: sum(m.tally.counts[hub.did] for m in members) == 20)
-            await trio.sleep(0.1)
-            assert sum(m.tally.counts[hub.did] for m in members) == 20
+    async with (
+        node(IDS[0], fanout=2, target_peers=0, system=one_hop) as hub,
+        node(IDS[1], system=one_hop, target_peers=0) as a,
+        node(IDS[2], system=one_hop, target_peers=0) as b,
+        node(IDS[3], system=one_hop, target_peers=0) as c,
+        node(IDS[4], system=one_hop, target_peers=0) as d,
+    ):
+        members = (a, b, c, d)
+        for member in members:
+            await member.network.connect(hub.address)
+            member.system.subscribe("/topic", "root")
+        for _ in range(10):
+            await hub.system.broadcast("/topic", "/news", None)
+        await eventually(lambda: sum(m.tally.counts[hub.did] for m in members) == 20)
+        await trio.sleep(0.1)
+        assert sum(m.tally.counts[hub.did] for m in members) == 20
 
 
 # --- limits and shutdown ----------------------------------------------------------------------------
@@ -361,7 +361,7 @@ async def test_nothing_is_left_running_after_the_system_stops() -> None:
     before = all_tasks()
     async with (
         node(IDS[0], **FAST) as a,
-        node(IDS[1], listen=TCP + ("/ip4/127.0.0.1/tcp/0/ws",)) as b,
+        node(IDS[1], listen=(*TCP, "/ip4/127.0.0.1/tcp/0/ws")) as b,
     ):
         await a.network.connect(b.network.addresses[1])
         await a.network.connect(b.network.addresses[0])
