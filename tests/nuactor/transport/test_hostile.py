@@ -353,8 +353,12 @@ async def test_a_responder_that_never_answers_times_the_dial_out(
 ) -> None:
     (listener,) = await open_listeners(parse_multiaddr("/ip4/127.0.0.1/tcp/0"))
     silent = bound_address(listener, "tcp")
+
+    async def never_answer(stream: trio.SocketStream) -> None:
+        await trio.sleep_forever()
+
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(trio.serve_listeners, lambda stream: trio.sleep_forever(), [listener])
+        nursery.start_soon(trio.serve_listeners, never_answer, [listener])
         async with node(ALICE, handshake_timeout=10) as alice, node(BOB) as bob:
             with pytest.raises(HandshakeTimeout):
                 await alice.network.connect(str(silent))
