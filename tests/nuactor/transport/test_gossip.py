@@ -3,6 +3,7 @@ counts and fan-out bound the spread, and relayed envelopes are always verified."
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
@@ -148,7 +149,7 @@ async def test_thirty_systems_each_subscriber_gets_each_broadcast_exactly_once()
 async def test_the_hop_limit_bounds_how_far_a_broadcast_travels() -> None:
     identities = [Identity.from_seed(bytes([80, i]) * 16) for i in range(6)]
     network = MemoryNetwork()
-    for a, b in zip(identities, identities[1:], strict=False):  # a line of six
+    for a, b in itertools.pairwise(identities):  # a line of six
         network.link(a.did, b.did)
     config = SystemConfig(gossip_hops=3)
     async with AsyncExitStack() as stack:
