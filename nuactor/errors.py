@@ -25,6 +25,7 @@ __all__ = [
     "NuactorError",
     "RemoteError",
     "SignerMismatch",
+    "TrustContextError",
     "Unauthorized",
     "Unreachable",
     "WrongPassphrase",
@@ -105,6 +106,10 @@ class EnvelopeNotYetValid(EnvelopeError):
 
 class Unauthorized(NuactorError):
     """The caller may not invoke this behaviour on this node; the message says why."""
+
+
+class TrustContextError(NuactorError):
+    """A trust context file cannot be read, or an anchor is refused (the message says why)."""
 
 
 class Busy(NuactorError):
