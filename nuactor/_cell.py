@@ -99,7 +99,11 @@ class Cell:
     async def _serve_mailbox(self, nursery: trio.Nursery) -> None:
         receive = self.mailbox_receive
         while True:
-            delivery = await receive.receive()
+            try:
+                # Drain what is queued without a scheduling point per message; wait when empty.
+                delivery = receive.receive_nowait()
+            except trio.WouldBlock:
+                delivery = await receive.receive()
             behaviour = self.behaviour(delivery.envelope.beh)
             if behaviour is None:
                 await self._system._finish(

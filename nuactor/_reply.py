@@ -16,11 +16,12 @@ class ReplySlot:
     Cheaper than a :class:`trio.Event` plus a field, which matters on the invoke round trip.
     """
 
-    __slots__ = ("_task", "expected_did", "outcome")
+    __slots__ = ("_task", "expected_did", "outcome", "timed_out")
 
     def __init__(self, expected_did: str = "") -> None:
         self._task: trio.lowlevel.Task | None = None
         self.outcome: Outcome | None = None
+        self.timed_out = False
         #: For a remote invoke: only a reply signed by this DID may fill the slot.
         self.expected_did = expected_did
 
@@ -31,6 +32,12 @@ class ReplySlot:
         task, self._task = self._task, None
         if task is not None:
             trio.lowlevel.reschedule(task)
+
+    def expire(self) -> None:
+        """No outcome came in time: wake the caller, who raises its timeout."""
+        if self.outcome is None:
+            self.timed_out = True
+            self.fill(Outcome.failure("InvokeTimeout", "no reply in time"))
 
     async def wait(self) -> Outcome:
         """The outcome; cancellable (the slot is then simply abandoned)."""

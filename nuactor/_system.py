@@ -22,7 +22,9 @@ from . import _frames
 from ._actor import Actor
 from ._admission import Admission, AdmissionPolicy, classify
 from ._cell import Cell, Delivery
+from ._deadlines import Deadlines
 from ._envelope import (
+    DEFAULT_TTL_MS,
     MAX_ENVELOPE_SIZE,
     MAX_FUTURE_EXP_MS,
     MAX_SKEW_MS,
@@ -110,6 +112,20 @@ class SystemConfig:
     gossip_seen_size: int = 100_000
 
 
+async def _enqueue(cell: Cell, delivery: Delivery) -> None:
+    """Put a local message in a mailbox: at once while there is room, else wait (backpressure).
+
+    While the mailbox has room this is a cancellation point but not a scheduling point, like a
+    write to a buffered stream: a burst of sends costs no task switch per message, and the
+    mailbox bound keeps a sender from running ahead for long.
+    """
+    await trio.lowlevel.checkpoint_if_cancelled()
+    try:
+        cell.mailbox_send.send_nowait(delivery)
+    except trio.WouldBlock:
+        await cell.mailbox_send.send(delivery)
+
+
 @dataclass(slots=True)
 class _Outgoing:
     did: str | None  # None: broadcast to neighbours
@@ -143,6 +159,7 @@ class ActorSystem:
         self._cells: dict[str, Cell] = {}
         self._root = Supervisor(self, "<system>", self.config.root_supervision)
         self._pending: dict[bytes, ReplySlot] = {}
+        self._deadlines = Deadlines()
         self._subscriptions: dict[str, set[str]] = {}
         self._admission = Admission(self.config.admission)
         self._replays = ReplayCache(max_entries=self.config.replay_cache_size, skew_ms=MAX_SKEW_MS)
@@ -152,6 +169,7 @@ class ActorSystem:
         self._refusal_tokens = self.config.refusal_replies_per_s
         self._refusal_time = 0.0
         self._names = itertools.count(1)
+        self._local_ids = itertools.count(1)
         self._outbound_send, self._outbound = trio.open_memory_channel[_Outgoing](
             self.config.outbound_queue
         )
@@ -170,6 +188,7 @@ class ActorSystem:
         nursery = await stack.enter_async_context(trio.open_nursery())
         try:
             await nursery.start(self._root.serve)
+            await nursery.start(self._deadlines.serve)
             nursery.start_soon(self._send_outgoing)
             for transport in self.transports:
                 await nursery.start(transport.run, self)
@@ -284,13 +303,18 @@ class ActorSystem:
         if to.did == self._did:
             cell = self._local_cell(to, beh)
             slot = ReplySlot()
-            envelope = Envelope.build(
-                sender=Handle(self._did, sender), to=to, beh=beh, body=body, ttl_ms=ttl_ms
-            )
-            with trio.move_on_after(timeout):
-                await cell.mailbox_send.send(Delivery(envelope, slot))
-                return (await slot.wait()).unwrap()
-            raise InvokeTimeout(f"no reply to {beh} from {to} within {timeout} s")
+            delivery = Delivery(self._local_envelope(sender, to, beh, body, ttl_ms), slot)
+            await trio.lowlevel.checkpoint_if_cancelled()
+            try:
+                cell.mailbox_send.send_nowait(delivery)
+            except trio.WouldBlock:
+                with trio.move_on_after(timeout) as scope:
+                    await cell.mailbox_send.send(delivery)
+                if scope.cancelled_caught:
+                    raise InvokeTimeout(
+                        f"no reply to {beh} from {to} within {timeout} s (its mailbox stayed full)"
+                    ) from None
+            return await self._wait_reply(slot, timeout, beh, to)
         prf, tok = self.trust.proofs_for(to.did, beh)
         envelope = Envelope.build(
             sender=Handle(self._did, sender),
@@ -305,15 +329,24 @@ class ActorSystem:
         slot = ReplySlot(expected_did=to.did)
         self._pending[envelope.id] = slot
         try:
-            with trio.move_on_after(timeout):
+            with trio.move_on_after(timeout) as scope:
                 await self._transport_for(to.did).send(
                     to.did, _frames.envelope_frame(envelope.encode())
                 )
-                self.counters["envelopes_out"] += 1
-                return (await slot.wait()).unwrap()
-            raise InvokeTimeout(f"no reply to {beh} from {to} within {timeout} s")
+            if scope.cancelled_caught:
+                raise InvokeTimeout(f"could not send {beh} to {to} within {timeout} s")
+            self.counters["envelopes_out"] += 1
+            return await self._wait_reply(slot, timeout, beh, to)
         finally:
             self._pending.pop(envelope.id, None)
+
+    async def _wait_reply(self, slot: ReplySlot, timeout: float, beh: str, to: Handle) -> Any:
+        self._deadlines.watch(slot, timeout)
+        outcome = await slot.wait()
+        if slot.timed_out:
+            raise InvokeTimeout(f"no reply to {beh} from {to} within {timeout} s")
+        self._deadlines.answered()
+        return outcome.unwrap()
 
     async def send(
         self, to: Handle, beh: str, body: Any = None, *, sender: str = SYSTEM_ACTOR
@@ -322,8 +355,8 @@ class ActorSystem:
         the mailbox is full). A behaviour's failure is logged by the receiver."""
         if to.did == self._did:
             cell = self._local_cell(to, beh)
-            envelope = Envelope.build(sender=Handle(self._did, sender), to=to, beh=beh, body=body)
-            await cell.mailbox_send.send(Delivery(envelope))
+            envelope = self._local_envelope(sender, to, beh, body, DEFAULT_TTL_MS)
+            await _enqueue(cell, Delivery(envelope))
             return
         prf, tok = self.trust.proofs_for(to.did, beh)
         envelope = Envelope.build(
@@ -368,6 +401,22 @@ class ActorSystem:
     def unsubscribe(self, topic: str, actor: str | Handle) -> None:
         name = actor.actor if isinstance(actor, Handle) else actor
         self._subscriptions.get(topic, set()).discard(name)
+
+    def _local_envelope(
+        self, sender: str, to: Handle, beh: str, body: Any, ttl_ms: int
+    ) -> Envelope:
+        """An unsigned envelope for delivery inside this system. It never leaves the process,
+        so a counter makes its id unique enough, without asking the OS for randomness."""
+        iat = now_ms()
+        return Envelope(
+            next(self._local_ids).to_bytes(16, "big"),
+            Handle(self._did, sender),
+            to,
+            beh,
+            body,
+            iat,
+            iat + ttl_ms,
+        )
 
     def _local_cell(self, to: Handle, beh: str) -> Cell:
         cell = self._cells.get(to.actor)

@@ -360,3 +360,32 @@ async def test_broadcast_and_subscribe_in_process(identities: list[Identity]) ->
         await systems[0].broadcast("/nunet/hello", "/broadcast/hello", {"n": 1})
         await trio.testing.wait_all_tasks_blocked()
     assert sorted(got) == sorted((s.did, {"n": 1}) for s in systems[1:])
+
+
+async def test_answered_invokes_do_not_accumulate_deadlines(identities: list[Identity]) -> None:
+    async with ActorSystem(identities[0]) as system:
+        handle = await system.spawn(Echo, name="root")
+        for n in range(5_000):
+            await system.invoke(handle, "/echo", n, timeout=300)
+        # Compaction keeps the heap near the number of invokes actually waiting (none here).
+        assert len(system._deadlines) <= 2_048
+
+
+async def test_many_concurrent_timeouts_all_fire(
+    identities: list[Identity], autojump_clock: trio.testing.MockClock
+) -> None:
+    outcomes: list[str] = []
+    async with ActorSystem(identities[0]) as system:
+        handle = await system.spawn(Echo, name="root")
+
+        async def call(n: int) -> None:
+            try:
+                await system.invoke(handle, "/slow", 1_000, timeout=1 + n % 7)
+            except InvokeTimeout:
+                outcomes.append("timeout")
+
+        async with trio.open_nursery() as nursery:
+            for n in range(50):
+                nursery.start_soon(call, n)
+        assert trio.current_time() < 10  # each fired at its own deadline, none waited for 1000
+    assert outcomes == ["timeout"] * 50
