@@ -11,6 +11,7 @@ import trio
 
 from ._actor import Actor, Behaviour, Context
 from ._envelope import Envelope, Handle
+from ._mailbox import Mailbox
 from ._outcome import Outcome
 from ._supervision import Restart, Supervisor
 
@@ -55,7 +56,7 @@ class Cell:
         self._factory = factory
         self.restart = restart
         self.parent = parent
-        self.mailbox_send, self.mailbox_receive = trio.open_memory_channel[Delivery](mailbox_size)
+        self.mailbox: Mailbox[Delivery] = Mailbox(mailbox_size)
         self.actor: Actor | None = None
         self.children: Supervisor | None = None
         self.generation = 0
@@ -97,13 +98,13 @@ class Cell:
             await self._done.wait()
 
     async def _serve_mailbox(self, nursery: trio.Nursery) -> None:
-        receive = self.mailbox_receive
+        mailbox = self.mailbox
         while True:
             try:
                 # Drain what is queued without a scheduling point per message; wait when empty.
-                delivery = receive.receive_nowait()
+                delivery = mailbox.get_nowait()
             except trio.WouldBlock:
-                delivery = await receive.receive()
+                delivery = await mailbox.get()
             behaviour = self.behaviour(delivery.envelope.beh)
             if behaviour is None:
                 await self._system._finish(
@@ -134,15 +135,17 @@ class Cell:
             )
             raise
         else:
+            if delivery.slot is None and delivery.admitted is None and not delivery.remote:
+                return  # a local send that succeeded: nobody to tell, nothing to release
             outcome = Outcome.success(result)
         await self._system._finish(delivery, outcome)
 
     def close_mailbox(self) -> None:
         """Refuse everything still queued: the actor is gone for good."""
-        self.mailbox_send.close()
+        self.mailbox.close()
         while True:
             try:
-                delivery = self.mailbox_receive.receive_nowait()
+                delivery = self.mailbox.get_nowait()
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 break
             self._system._finish_nowait(
@@ -150,10 +153,9 @@ class Cell:
             )
 
     def describe(self) -> dict[str, Any]:
-        stats = self.mailbox_send.statistics()
         return {
             "name": self.name,
             "parent": self.parent,
             "generation": self.generation,
-            "queued": stats.current_buffer_used,
+            "queued": len(self.mailbox),
         }

@@ -121,9 +121,9 @@ async def _enqueue(cell: Cell, delivery: Delivery) -> None:
     """
     await trio.lowlevel.checkpoint_if_cancelled()
     try:
-        cell.mailbox_send.send_nowait(delivery)
+        cell.mailbox.put_nowait(delivery)
     except trio.WouldBlock:
-        await cell.mailbox_send.send(delivery)
+        await cell.mailbox.put(delivery)
 
 
 @dataclass(slots=True)
@@ -170,6 +170,7 @@ class ActorSystem:
         self._refusal_time = 0.0
         self._names = itertools.count(1)
         self._local_ids = itertools.count(1)
+        self._sender_handles: dict[str, Handle] = {}
         self._outbound_send, self._outbound = trio.open_memory_channel[_Outgoing](
             self.config.outbound_queue
         )
@@ -306,10 +307,10 @@ class ActorSystem:
             delivery = Delivery(self._local_envelope(sender, to, beh, body, ttl_ms), slot)
             await trio.lowlevel.checkpoint_if_cancelled()
             try:
-                cell.mailbox_send.send_nowait(delivery)
+                cell.mailbox.put_nowait(delivery)
             except trio.WouldBlock:
                 with trio.move_on_after(timeout) as scope:
-                    await cell.mailbox_send.send(delivery)
+                    await cell.mailbox.put(delivery)
                 if scope.cancelled_caught:
                     raise InvokeTimeout(
                         f"no reply to {beh} from {to} within {timeout} s (its mailbox stayed full)"
@@ -408,9 +409,14 @@ class ActorSystem:
         """An unsigned envelope for delivery inside this system. It never leaves the process,
         so a counter makes its id unique enough, without asking the OS for randomness."""
         iat = now_ms()
+        handle = self._sender_handles.get(sender)
+        if handle is None:
+            if len(self._sender_handles) >= 1024:
+                self._sender_handles.clear()  # a cache, not a registry: keep it small
+            handle = self._sender_handles[sender] = Handle(self._did, sender)
         return Envelope(
             next(self._local_ids).to_bytes(16, "big"),
-            Handle(self._did, sender),
+            handle,
             to,
             beh,
             body,
@@ -596,7 +602,7 @@ class ActorSystem:
                 self._finish_nowait(delivery, Outcome.success(None))
                 return
             cell = self._local_cell(envelope.to, envelope.beh)
-            cell.mailbox_send.send_nowait(delivery)
+            cell.mailbox.put_nowait(delivery)
         except (Unauthorized, RemoteError) as exc:
             self._finish_nowait(delivery, Outcome.from_exception(exc))
             self._refused(type(exc).__name__, answered=envelope.re is not None)
@@ -662,7 +668,7 @@ class ActorSystem:
             if cell is None:
                 continue
             try:
-                cell.mailbox_send.send_nowait(Delivery(envelope, remote=False))
+                cell.mailbox.put_nowait(Delivery(envelope, remote=False))
             except trio.WouldBlock:
                 self.counters["broadcast_mailbox_full"] += 1
                 log.warning("dropped broadcast %s for %r: mailbox full", envelope.beh, name)
