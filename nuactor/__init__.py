@@ -6,7 +6,7 @@ UCAN 1.0 delegation chains. The public API is what this module re-exports.
 
 from __future__ import annotations
 
-from . import errors, transport
+from . import errors, transport, ucan
 from ._actor import Actor, Behaviour, Context, behaviour
 from ._admission import AdmissionPolicy, Budget
 from ._envelope import (
@@ -21,7 +21,17 @@ from ._identity import Identity, did_from_public_key, public_key_from_did, verif
 from ._keystore import KeyInfo, Keystore
 from ._supervision import Restart, Strategy, Supervision
 from ._system import ActorSystem, Authorizer, DenyRemote, SystemConfig
+from ._trust import Anchor, TrustContext
 from .transport import MemoryNetwork, MemoryTransport
+from .ucan import (
+    ChainValidator,
+    Delegation,
+    DelegationStore,
+    Invocation,
+    RevocationStore,
+    UcanError,
+    validate_invocation,
+)
 
 __all__ = [
     "DEFAULT_TTL_MS",
@@ -29,29 +39,39 @@ __all__ = [
     "Actor",
     "ActorSystem",
     "AdmissionPolicy",
+    "Anchor",
     "Authorizer",
     "Behaviour",
     "Budget",
+    "ChainValidator",
     "Context",
+    "Delegation",
+    "DelegationStore",
     "DenyRemote",
     "Envelope",
     "Handle",
     "Identity",
+    "Invocation",
     "KeyInfo",
     "Keystore",
     "MemoryNetwork",
     "MemoryTransport",
     "ReplyTo",
     "Restart",
+    "RevocationStore",
     "Strategy",
     "Supervision",
     "SystemConfig",
+    "TrustContext",
+    "UcanError",
     "behaviour",
     "did_from_public_key",
     "errors",
     "now_ms",
     "public_key_from_did",
     "transport",
+    "ucan",
+    "validate_invocation",
     "verify",
 ]
 
