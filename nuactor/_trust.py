@@ -39,6 +39,7 @@ from ._trust_file import (
 from .errors import TrustContextError, Unauthorized
 from .ucan import (
     DEFAULT,
+    DEFAULT_DELEGATION_TTL,
     ChainValidator,
     CommandMismatch,
     Delegation,
@@ -297,8 +298,8 @@ class TrustContext:
 
         Uses the shortest usable provide chain whose command covers ``cmd`` (about ``subject``,
         if given). Returns the new delegation and the chain it extends (root first): the
-        receiver needs both (``bundle_text((*chain, new))``). The default expiration is an hour
-        from now, but never later than the chain's.
+        receiver needs both (``bundle_text((*chain, new))``). The expiration (default: an hour
+        from now) is never later than the chain's.
         """
         t = now_seconds() if now is None else now
         usable = [
@@ -316,10 +317,10 @@ class TrustContext:
             )
         chain = min(open_chains, key=len)
         if isinstance(expiration, Default):
-            expiration = now_seconds() + 3600
-            ends = [d.exp for d in chain if d.exp is not None]
-            if ends:
-                expiration = min(expiration, *ends)
+            expiration = t + DEFAULT_DELEGATION_TTL
+        ends = [d.exp for d in chain if d.exp is not None]
+        if ends:  # a later expiry would promise what the chain cannot keep
+            expiration = min(ends) if expiration is None else min(expiration, *ends)
         delegation = self._issue(
             to, chain[-1].sub, cmd, policy, expiration, not_before, _with_depth(meta, depth)
         )

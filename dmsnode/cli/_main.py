@@ -15,6 +15,7 @@ from nuactor.errors import NuactorError
 
 from ..errors import DmsError
 from ._app import App
+from ._cap import cap
 from ._demo import demo
 from ._key import key
 
@@ -60,6 +61,7 @@ def cli(ctx: click.Context, config_path: Path | None, user_dir: Path | None) -> 
 
 
 cli.add_command(key)
+cli.add_command(cap)
 cli.add_command(demo)
 
 
