@@ -1,9 +1,10 @@
 """One live secure session to a peer, and the three tasks that serve it.
 
 - The **reader** hands envelope and gossip frames to the system (``host.receive_frame``), answers
-  pings, and passes other control messages to the network. It yields to the scheduler after
-  every frame it hands over: ``receive_frame`` cannot push back, so this is what lets the actors
-  the frames feed keep pace with a fast peer (mailboxes fill one frame per scheduling round).
+  pings, and passes other control messages to the network. ``receive_frame`` cannot push back,
+  so the reader yields to the scheduler every :data:`_YIELD_EVERY` frames: the actors those
+  frames feed then drain their mailboxes before more arrive (a mailbox of 256 takes 32 readers
+  flooding it at once). Yielding after every frame costs ~10 % of pipelined throughput.
 - The **writer** is the only task that writes: queued control messages first, then, while this
   link is its peer's *primary*, the peer's outbox, batching whatever is waiting (up to one Noise
   message) into one BATCH frame. It never blocks anyone else: senders only touch the outbox.
@@ -47,6 +48,7 @@ __all__ = ["Link", "LinkTimings"]
 log = logging.getLogger("nuactor.transport.network")
 
 _MAX_CONTROL_QUEUE: Final = 64
+_YIELD_EVERY: Final = 8
 _RETIRE_FRAME: Final = encode_control(Retire())
 
 
@@ -210,6 +212,7 @@ class Link:
         did = self.did
         peer = self.peer
         counters = self._counters
+        handed = 0  # frames handed to the system since the last yield
         try:
             while True:
                 message = await receive()
@@ -217,16 +220,22 @@ class Link:
                 kind = message[0] if message else BATCH + 1
                 if kind <= GOSSIP:
                     receive_frame(message, session_did=did)
-                    await checkpoint()
+                    handed += 1
                 elif kind == BATCH:
                     for frame in split_batch(message):
                         if frame[0] <= GOSSIP:
                             receive_frame(frame, session_did=did)
-                            await checkpoint()
+                            handed += 1
+                            if handed >= _YIELD_EVERY:
+                                handed = 0
+                                await checkpoint()
                         else:
                             self._receive_other(frame)
                 else:
                     self._receive_other(message)
+                if handed >= _YIELD_EVERY:
+                    handed = 0
+                    await checkpoint()
         except SessionClosed as exc:
             counters["sessions_ended"] += 1
             log.debug("session with %s ended: %s", did, exc)

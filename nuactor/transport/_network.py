@@ -222,6 +222,8 @@ class Network(Transport):
             self._connected.clear()
 
     def reaches(self, did: str) -> bool:
+        if did in self._connected:
+            return True
         peer = self._table.get(did)
         return peer is not None and did != self._did and (peer.connected or peer.dialable)
 
@@ -236,13 +238,14 @@ class Network(Transport):
             raise MessageTooLarge(
                 f"a frame of {len(frame)} bytes exceeds the limit of {self.config.max_frame_size}"
             )
-        peer = self._table.get(did)
-        if peer is not None and peer.links and peer.outbox.put_nowait(frame):
+        peer = self._connected.get(did)
+        if peer is not None and peer.outbox.put_nowait(frame):
             await trio.lowlevel.checkpoint_if_cancelled()
             primary = peer.primary
             if primary is not None:
                 primary.wake()
             return
+        peer = self._table.get(did)
         if peer is None or did == self._did:
             raise Unreachable(f"{did} is not a known peer of this node")
         deadline = trio.current_time() + self.config.send_timeout
