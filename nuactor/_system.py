@@ -45,7 +45,9 @@ from .errors import (
     EnvelopeError,
     EnvelopeExpired,
     EnvelopeNotYetValid,
+    EnvelopeReplayed,
     InvokeTimeout,
+    MalformedEnvelope,
     RemoteError,
     Unauthorized,
     Unreachable,
@@ -394,6 +396,59 @@ class ActorSystem:
             await transport.broadcast(frame)
         self.counters["broadcasts_out"] += 1
 
+    async def relay(self, data: bytes, *, timeout: float = 30.0) -> Outcome | None:
+        """Pass on an envelope a client of this system signed (the REST gateway).
+
+        The envelope is checked like any inbound one (size, signature, expiry, replay), then
+        delivered here (admission and authorisation apply), forwarded to ``to.did``, or, for a
+        broadcast, gossiped. If it asks for a reply (``re`` must then name this system), the
+        reply's outcome is returned; else ``None``. Refusals before delivery raise
+        :class:`~nuactor.errors.EnvelopeError` subclasses: the client is local, so telling it
+        reflects nothing.
+        """
+        envelope = Envelope.decode(data, max_size=self.config.max_envelope_size)
+        if envelope.cor is not None:
+            raise MalformedEnvelope("a reply ('cor' set) cannot be relayed")
+        if envelope.topic is not None:
+            self._receive_gossip(self.config.gossip_hops + 1, data, session_did=None)
+            return None
+        re = envelope.re
+        if re is not None and re.did != self._did:
+            raise MalformedEnvelope(
+                f"a relayed invoke must ask for its reply here: 're.did' must be {self._did}"
+            )
+        slot = None if re is None else ReplySlot(expected_did=envelope.to.did)
+        if slot is not None:
+            self._pending[envelope.id] = slot
+        try:
+            if envelope.to.did == self._did:
+                if not self._replays.first_sight(
+                    envelope.sender.did, envelope.id, envelope.exp, now_ms()
+                ):
+                    raise EnvelopeReplayed(f"envelope {envelope.id.hex()} was relayed before")
+                self.counters["envelopes_in"] += 1
+                self._admit_and_deliver(envelope, session_did=None)
+            else:
+                with trio.move_on_after(timeout) as scope:
+                    await self._transport_for(envelope.to.did).send(
+                        envelope.to.did, _frames.envelope_frame(data)
+                    )
+                if scope.cancelled_caught:
+                    raise InvokeTimeout(f"could not reach {envelope.to.did} within {timeout} s")
+                self.counters["envelopes_relayed"] += 1
+            if slot is None:
+                return None
+            self._deadlines.watch(slot, timeout)
+            outcome = await slot.wait()
+            if slot.timed_out:
+                raise InvokeTimeout(
+                    f"no reply to {envelope.beh} from {envelope.to} within {timeout} s"
+                )
+            self._deadlines.answered()
+            return outcome
+        finally:
+            self._pending.pop(envelope.id, None)
+
     def subscribe(self, topic: str, actor: str | Handle) -> None:
         """Deliver broadcasts on ``topic`` to the local ``actor`` (at the broadcast's ``beh``)."""
         name = actor.actor if isinstance(actor, Handle) else actor
@@ -467,6 +522,12 @@ class ActorSystem:
         """Queue the reply to a remote request (signed and sent by the outbound task)."""
         re = request.re
         if re is None:
+            return
+        if re.did == self._did:
+            # A request relayed for a client of this system: its caller waits right here.
+            slot = self._pending.get(request.id)
+            if slot is not None:
+                slot.fill(outcome)
             return
         reply = Envelope.build(
             sender=Handle(self._did, request.to.actor),

@@ -15,6 +15,7 @@ __all__ = [
     "EnvelopeError",
     "EnvelopeExpired",
     "EnvelopeNotYetValid",
+    "EnvelopeReplayed",
     "EnvelopeTooLarge",
     "InvalidDid",
     "InvokeTimeout",
@@ -99,6 +100,11 @@ class EnvelopeExpired(EnvelopeError):
 
 class EnvelopeNotYetValid(EnvelopeError):
     """The envelope was issued in the future, or expires too far ahead to be accepted."""
+
+
+class EnvelopeReplayed(EnvelopeError):
+    """An envelope with this sender and id was accepted before (told only to a local relay
+    client: a network peer gets no answer to a replay)."""
 
 
 # --- actors -------------------------------------------------------------------------------------
