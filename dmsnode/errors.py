@@ -6,7 +6,7 @@ and exits 1; anything else is a bug.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DmsError"]
+__all__ = ["BadRequest", "ConfigError", "DmsError"]
 
 
 class DmsError(Exception):
@@ -15,3 +15,7 @@ class DmsError(Exception):
 
 class ConfigError(DmsError):
     """The configuration file or a configuration value is not acceptable; the key is named."""
+
+
+class BadRequest(DmsError):
+    """A request to the node is missing a field or has one of the wrong type; the field is named."""
