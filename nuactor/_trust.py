@@ -478,6 +478,11 @@ class TrustContext:
             raise TrustContextError(f"a {kind} anchor needs a delegation")
         anchor = chain[-1]
         if kind == "provide":
+            if anchor.aud != self._did and len(chain) > 1 and chain[0].aud == self._did:
+                raise TrustContextError(
+                    "the delegations do not form a chain in this order: give them root first,"
+                    " the one to this context's principal last"
+                )
             if anchor.aud != self._did:
                 raise TrustContextError(
                     f"delegation {anchor.cid} is to {anchor.aud}, not to this context's principal"
