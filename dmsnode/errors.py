@@ -6,7 +6,7 @@ and exits 1; anything else is a bug.
 
 from __future__ import annotations
 
-__all__ = ["BadRequest", "ConfigError", "DmsError"]
+__all__ = ["BadRequest", "ConfigError", "DmsError", "StoreError"]
 
 
 class DmsError(Exception):
@@ -19,3 +19,8 @@ class ConfigError(DmsError):
 
 class BadRequest(DmsError):
     """A request to the node is missing a field or has one of the wrong type; the field is named."""
+
+
+class StoreError(DmsError):
+    """The node's database cannot be opened or used (corrupt, not SQLite, a newer schema); the
+    file is named."""
