@@ -1,0 +1,36 @@
+"""``/dms/cap/*``: inspect and change the node's trust context at run time."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from nuactor import Actor, Context
+
+from ._body import field
+
+if TYPE_CHECKING:
+    from ..node import Node
+
+
+def register(actor: Actor, node: Node) -> None:
+    @actor.on("/dms/cap/list")
+    async def cap_list(ctx: Context, body: Any) -> list[dict[str, Any]]:
+        return node.capabilities()
+
+    @actor.on("/dms/cap/provide/anchor")
+    async def provide(ctx: Context, body: Any) -> dict[str, Any]:
+        anchor = node.trust.add_provide(field(body, "token", str))
+        node.save_trust()
+        return {"cid": str(anchor.cid)}
+
+    @actor.on("/dms/cap/require/anchor")
+    async def require(ctx: Context, body: Any) -> dict[str, Any]:
+        anchor = node.trust.add_require(field(body, "token", str))
+        node.save_trust()
+        return {"cid": str(anchor.cid)}
+
+    @actor.on("/dms/cap/revoke/anchor")
+    async def revoke(ctx: Context, body: Any) -> dict[str, Any]:
+        cid = node.trust.revoke(field(body, "cid", str))
+        node.save_trust()
+        return {"revoked": cid}

@@ -1,0 +1,145 @@
+"""A running DMS node: one actor system whose root actor carries the node behaviours (DESIGN §3.1).
+
+The node composes nuactor's pieces (identity, trust context, network, actor system) with the
+application's own (config, store, API, plugins). :meth:`Node.running` owns all of them: leaving
+it stops everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, Final, final
+
+from nuactor import ActorSystem, Identity, SystemConfig, TrustContext
+from nuactor.transport import Network, NetworkConfig, PeerRecord
+
+from . import __version__
+from .behaviours import build_root_actor
+from .config import Config
+
+__all__ = ["HELLO_TOPIC", "ROOT_ACTOR", "Node"]
+
+ROOT_ACTOR: Final = "root"
+HELLO_TOPIC: Final = "/nunet/hello"
+
+
+@final
+class Node:
+    """The node: its identity, trust, network, actor system and root actor."""
+
+    def __init__(
+        self,
+        config: Config,
+        identity: Identity,
+        trust: TrustContext,
+        *,
+        extra_behaviours: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.trust = trust
+        p2p = config.get("p2p")
+        self.network = Network(
+            identity,
+            NetworkConfig(
+                listen=tuple(p2p["listen_address"]),
+                bootstrap=tuple(p2p["bootstrap_peers"]),
+                fanout=int(p2p.get("fanout", 6)),
+            ),
+        )
+        self.system = ActorSystem(
+            identity,
+            trust,
+            transports=[self.network],
+            config=SystemConfig(trust_sessions=bool(p2p.get("trust_sessions", False))),
+        )
+        self.root = build_root_actor(self)
+        if extra_behaviours is not None:
+            extra_behaviours(self.root)
+        self.started_at = time.time()
+        self.hellos: dict[str, float] = {}
+        #: The REST API's base URL once it listens.
+        self.api_url: str | None = None
+
+    @property
+    def did(self) -> str:
+        return self.identity.did
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Node]:
+        """Start the actor system and the root actor; stop everything on exit."""
+        async with self.system:
+            await self.system.spawn(self.root, name=ROOT_ACTOR)
+            self.system.subscribe(HELLO_TOPIC, ROOT_ACTOR)
+            self.started_at = time.time()
+            yield self
+
+    # --- what behaviours and the API report -------------------------------------------------
+
+    def status(self, *, full: bool) -> dict[str, Any]:
+        """The node's status; ``full`` adds what only authorised callers should see."""
+        public: dict[str, Any] = {
+            "did": self.did,
+            "version": __version__,
+            "uptime_s": round(time.time() - self.started_at, 3),
+        }
+        if not full:
+            return public
+        peers = self.network.peers()
+        return public | {
+            "addresses": self.network.addresses,
+            "api": self.api_url,
+            "peers": {
+                "known": len(peers),
+                "connected": sum(1 for p in peers if p.connected),
+            },
+            "actors": [a["name"] for a in self.system.actors()],
+            "counters": dict(self.system.counters),
+            "behaviours": sorted(self.root.behaviours),
+        }
+
+    def peers(self) -> list[dict[str, Any]]:
+        """Every known peer, connected ones first."""
+        return [_peer(record) for record in self.network.peers()]
+
+    def capabilities(self) -> list[dict[str, Any]]:
+        """The trust context's anchors, for display."""
+        rows = []
+        for anchor in self.trust.anchors():
+            delegation = anchor.delegation
+            rows.append(
+                {
+                    "kind": anchor.kind,
+                    "cid": anchor.cid,
+                    "iss": delegation.iss,
+                    "aud": delegation.aud,
+                    "sub": delegation.sub,
+                    "cmd": delegation.cmd,
+                    "exp": delegation.exp,
+                    "revoked": anchor.revoked,
+                }
+            )
+        return rows
+
+    def save_trust(self) -> None:
+        """Persist the trust context if it has a file (anchors changed at run time)."""
+        if self.trust.path is not None:
+            self.trust.save()
+
+
+def _peer(record: PeerRecord) -> dict[str, Any]:
+    return {
+        "did": record.did,
+        "addresses": list(record.addresses),
+        "connected": record.connected,
+        "rtt_ms": None if record.rtt is None else round(record.rtt * 1000, 3),
+        "last_seen": record.last_seen,
+    }
+
+
+def trust_path(user_dir: Path, context: str = "dms") -> Path:
+    """Where the trust context ``context`` is kept."""
+    return user_dir / "cap" / f"{context}.json"
