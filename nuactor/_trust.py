@@ -390,7 +390,7 @@ class TrustContext:
             if self._revocations.has_digest(key):
                 raise Unauthorized(
                     f"{sender} may not invoke {beh} on this node: delegation"
-                    f" {cid_from_digest(key)} was revoked"
+                    f" {cid_from_digest(key)} has been revoked"
                 )
         attached = self._attached(envelope.tok, keys, sender, beh)
         first = self._lookup(keys[0], attached) if keys else None

@@ -217,7 +217,7 @@ def test_warm_chain_costs_no_signature_and_revocation_is_immediate(
     assert trust.signature_verifications == cold
     assert trust.revoke(str(org_member.cid)) == str(org_member.cid)
     reason = refused(trust, call(USER, "/dms/deployment/new", **chain_of(org_member)))
-    assert reason.endswith(f"delegation {org_member.cid} was revoked")
+    assert reason.endswith(f"delegation {org_member.cid} has been revoked")
     assert trust.revoked() == [str(org_member.cid)]
 
 
