@@ -19,6 +19,7 @@ from nuactor.transport import Network, NetworkConfig, PeerRecord
 from . import __version__
 from .behaviours import build_root_actor
 from .config import Config
+from .plugins import load_plugins
 
 __all__ = ["HELLO_TOPIC", "ROOT_ACTOR", "Node"]
 
@@ -37,6 +38,7 @@ class Node:
         trust: TrustContext,
         *,
         extra_behaviours: Callable[[Any], None] | None = None,
+        plugins: bool = True,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -59,6 +61,7 @@ class Node:
         self.root = build_root_actor(self)
         if extra_behaviours is not None:
             extra_behaviours(self.root)
+        self.plugins = load_plugins(self.root, self) if plugins else []
         self.started_at = time.time()
         self.hellos: dict[str, float] = {}
         #: The REST API's base URL once it listens.

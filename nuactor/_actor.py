@@ -90,6 +90,10 @@ class Actor:
         """Register ``handler(ctx, body)`` at ``path`` (replacing any handler there)."""
         self._behaviours[check_path(path)] = Behaviour(path, handler, concurrent)
 
+    def remove_behaviour(self, path: str) -> None:
+        """Unregister the behaviour at ``path`` (nothing happens if there is none)."""
+        self._behaviours.pop(path, None)
+
     def on(self, path: str, *, concurrent: bool = False) -> Callable[[F], F]:
         """Decorator form of :meth:`add_behaviour` for plain functions."""
 
