@@ -175,6 +175,8 @@ class Link:
         self._scope.cancel()
         for pending in self._pings.values():
             pending.done.set()
+        if self.peer.primary is self:
+            self.peer.elect()
 
     async def ping(self, timeout: float) -> float:
         """Round-trip time of one ping, in seconds; :class:`PingTimeout` if no pong in time."""

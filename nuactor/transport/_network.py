@@ -198,6 +198,7 @@ class Network(Transport):
         if self._host is not None:
             raise RuntimeError("this network is already running")
         self._host = host
+        listeners: list[tuple[trio.SocketListener, StreamKind]] = []
         try:
             listeners = await self._open_listeners()
             async with trio.open_nursery() as nursery:
@@ -216,6 +217,8 @@ class Network(Transport):
                 nursery.start_soon(self._exchange)
                 task_status.started()
         finally:
+            for listener, _ in listeners:  # closed by serve_listeners, unless it never ran
+                await trio.aclose_forcefully(listener)
             self._host = None
             self._nursery = None
             self._addresses = []
@@ -523,7 +526,7 @@ class Network(Transport):
 
     def _on_control(self, link: Link, message: ControlMessage) -> None:
         if isinstance(message, Hello):
-            link.peer.add_addresses(message.addrs, confirmed=True)
+            link.peer.add_addresses(message.addrs, confirmed=False)
         elif isinstance(message, Peers):
             learned = False
             for did, addresses in message.peers:
@@ -614,6 +617,8 @@ class Network(Transport):
                 peer.failures, self.config.backoff_initial, self.config.backoff_max
             )
             self.counters["frames_dropped"] += peer.outbox.clear()
+            if not (peer.sticky or peer.bootstrap) and peer.failures >= self.config.max_redials:
+                self._table.forget(peer.did)  # hearsay that never answered
         finally:
             peer.dialing = None
             if done is not None:

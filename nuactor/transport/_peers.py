@@ -96,8 +96,8 @@ class Peer:
         return bool(self.addresses)
 
     def add_addresses(self, addresses: tuple[Multiaddr, ...], *, confirmed: bool) -> None:
-        """Learn addresses: ``confirmed`` ones (said by the peer itself, or dialled) go first,
-        hearsay (peer exchange) last; at most ``MAX_ADDRESSES`` are kept."""
+        """Learn addresses: ``confirmed`` ones (dialled successfully) go first, others (the
+        peer's own ``hello``, peer exchange) last; at most ``MAX_ADDRESSES`` are kept."""
         known = self.addresses
         for address in reversed(addresses) if confirmed else addresses:
             address = address.with_did(None)
@@ -117,10 +117,11 @@ class Peer:
             self.addresses.remove(address)
 
     def elect(self) -> None:
-        """Make the newest link that is not retiring the primary (the outbox's writer)."""
+        """Make the newest link that is neither retiring nor closed the primary (the outbox's
+        writer)."""
         primary = None
         for link in reversed(self.links):
-            if not link.retiring:
+            if not link.retiring and not link.closed:
                 primary = link
                 break
         if primary is not self.primary:
@@ -181,6 +182,12 @@ class PeerTable:
             return None
         peer = self._peers[did] = Peer(did, self._queue_size)
         return peer
+
+    def forget(self, did: str) -> None:
+        """Drop a peer (one that is only hearsay and never answered)."""
+        peer = self._peers.pop(did, None)
+        if peer is not None:
+            peer.notify()
 
     def _evict(self) -> bool:
         candidates = [
