@@ -6,7 +6,14 @@ and exits 1; anything else is a bug.
 
 from __future__ import annotations
 
-__all__ = ["BadRequest", "ConfigError", "DmsError", "StoreError"]
+__all__ = [
+    "BadRequest",
+    "ConfigError",
+    "DmsError",
+    "NodeUnreachable",
+    "RequestRefused",
+    "StoreError",
+]
 
 
 class DmsError(Exception):
@@ -24,3 +31,18 @@ class BadRequest(DmsError):
 class StoreError(DmsError):
     """The node's database cannot be opened or used (corrupt, not SQLite, a newer schema); the
     file is named."""
+
+
+class NodeUnreachable(DmsError):
+    """The CLI cannot reach the node's REST API (is ``dmsnode run`` running? which address?)."""
+
+
+class RequestRefused(DmsError):
+    """The node answered a CLI request with an error: ``error`` is its type, ``status`` the
+    HTTP status, and the message its explanation."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(f"{error}: {detail}")
+        self.status = status
+        self.error = error
+        self.detail = detail
