@@ -16,6 +16,7 @@ from nuactor.errors import NuactorError
 from ..errors import DmsError
 from ._app import App
 from ._cap import cap
+from ._config import config
 from ._demo import demo
 from ._key import key
 
@@ -62,6 +63,7 @@ def cli(ctx: click.Context, config_path: Path | None, user_dir: Path | None) -> 
 
 cli.add_command(key)
 cli.add_command(cap)
+cli.add_command(config)
 cli.add_command(demo)
 
 
