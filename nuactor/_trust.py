@@ -62,8 +62,10 @@ TokenLike = Delegation | bytes | str
 
 DEPTH_META: Final = "depth"
 """The ``meta`` key of a delegation that limits re-delegation (nuactor's extension, see docs)."""
-MAX_ATTACHED: Final = 16
-"""Most tokens an envelope may attach; a longer chain is not a chain anyone needs."""
+MAX_PROOFS: Final = 16
+"""Most proofs an envelope may cite; a longer chain is not a chain anyone needs."""
+MAX_ATTACHED: Final = MAX_PROOFS
+"""Most tokens an envelope may attach."""
 MAX_LEARNED: Final = 4096
 """Attached delegations remembered (after their chain validated) so they need not come again."""
 DEFAULT_PUBLIC: Final = ("/public",)
@@ -382,6 +384,11 @@ class TrustContext:
         body = envelope.body
         args: Mapping[str, object] = body if _is_args(body) else {"body": body}
         prf = envelope.prf
+        if len(prf) > MAX_PROOFS:
+            raise Unauthorized(
+                f"{sender} may not invoke {beh} on this node: the envelope cites {len(prf)}"
+                f" proofs; at most {MAX_PROOFS} are accepted"
+            )
         try:
             keys = [cid_key(p) for p in prf]
         except UcanError as exc:

@@ -289,8 +289,10 @@ def test_garbage_tokens_are_refused_and_nothing_is_kept(trust: TrustContext) -> 
     reason = refused(trust, cited)
     assert f"attached token 1 ({cid_from_digest(digest)}) is not a UCAN delegation" in reason
     assert "not a CID" in refused(trust, call(OWNER, "/dms/x", prf=(b"\x00junk",)))
-    too_many = call(OWNER, "/dms/x", prf=(b"\x01\x71" + digest,) * 17, tok=(b"garbage",) * 17)
-    assert "at most 16" in refused(trust, too_many)
+    too_many = call(OWNER, "/dms/x", prf=(b"\x01\x71" + digest,) * 16, tok=(b"garbage",) * 17)
+    assert "attaches 17 tokens; at most 16" in refused(trust, too_many)
+    long_chain = call(OWNER, "/dms/x", prf=(b"\x01\x71" + digest,) * 17)
+    assert "cites 17 proofs; at most 16" in refused(trust, long_chain)
     assert [a.kind for a in trust.anchors()] == ["root"]
 
 
