@@ -14,11 +14,13 @@ import click
 from nuactor.errors import NuactorError
 
 from ..errors import DmsError
+from ._actor import actor
 from ._app import App
 from ._cap import cap
 from ._config import config
 from ._demo import demo
 from ._key import key
+from ._peers import peers
 
 
 class _Cli(click.Group):
@@ -65,6 +67,8 @@ cli.add_command(key)
 cli.add_command(cap)
 cli.add_command(config)
 cli.add_command(demo)
+cli.add_command(actor)
+cli.add_command(peers)
 
 
 def main() -> None:
