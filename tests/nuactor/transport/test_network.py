@@ -8,23 +8,40 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgpack
 import pytest
 import trio
 import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nuactor import Actor, ActorSystem, Envelope, Handle, Identity, SystemConfig
 from nuactor._frames import envelope_frame
 from nuactor.errors import Unreachable
 from nuactor.transport import (
+    BATCH,
+    CONTROL,
+    ControlMessage,
+    GetPeers,
+    Hello,
     InvalidAddress,
     Network,
     NetworkConfig,
     PeerRecord,
+    Peers,
+    Ping,
     PingTimeout,
+    Pong,
+    Retire,
     SecureSession,
+    SessionCorrupted,
     parse_multiaddr,
 )
+from nuactor.transport._control import decode_control, encode_control
+from nuactor.transport._outbox import Outbox
+from nuactor.transport._peers import PeerTable, backoff_delay
 from nuactor.transport._tcp import bound_address, open_listeners, open_tcp
+from nuactor.transport._wire import encode_batch, split_batch
 
 IDS = [Identity.from_seed(bytes([40 + n]) * 32) for n in range(8)]
 # Sorted by DID, so a test can say which side of a pair decides about duplicates.
@@ -230,10 +247,9 @@ async def test_a_bootstrap_peer_that_comes_up_late_is_connected(
 
 async def test_unpinned_bootstrap_learns_the_did() -> None:
     async with node(IDS[1]) as b, node(IDS[0], bootstrap=(b.address,), **FAST) as a:
-        await eventually(lambda: a.links(b) == 1)
+        await eventually(lambda: a.links(b) == 1 and a.network._bootstrap == {})
         peer = a.network._table.get(b.did)
         assert peer is not None and peer.bootstrap
-        assert a.network._bootstrap == {}
 
 
 async def test_a_bootstrap_list_naming_this_node_is_harmless() -> None:
@@ -368,3 +384,135 @@ async def test_nothing_is_left_running_after_the_system_stops() -> None:
         assert await echo(a, b) == "hi"
         assert len(all_tasks()) > len(before)
     assert all_tasks() == before
+
+
+# --- wire pieces: control messages, batches, outboxes, back-off ---------------------------------------
+
+
+def test_control_messages_round_trip() -> None:
+    address = parse_multiaddr("/ip4/10.0.0.1/tcp/9000")
+    messages: list[ControlMessage] = [
+        Hello((address, parse_multiaddr("/dns/n.example/tcp/1/ws"))),
+        Peers(((IDS[0].did, (address,)),)),
+        GetPeers(),
+        Ping(7),
+        Pong(2**63 - 1),
+        Retire(),
+    ]
+    for message in messages:
+        frame = encode_control(message)
+        assert frame[0] == CONTROL
+        assert decode_control(frame) == message
+
+
+def test_control_decoding_drops_what_does_not_parse() -> None:
+    def frame(body: object) -> bytes:
+        return bytes([CONTROL]) + msgpack.packb(body)
+
+    assert decode_control(frame({"t": "unknown"})) is None
+    assert decode_control(frame([1, 2])) is None
+    assert decode_control(frame({"t": "ping", "n": -1})) is None
+    assert decode_control(frame({"t": "ping", "n": True})) is None
+    assert decode_control(b"\x02\xc1") is None  # not msgpack
+    assert decode_control(b"\x00" + msgpack.packb({"t": "retire"})) is None  # not a control frame
+    assert decode_control(frame({"t": "retire", "extra": 1})) == Retire()
+    good = "/ip4/10.0.0.1/tcp/9"
+    hello = decode_control(
+        frame({"t": "hello", "addrs": [good, "/ip4/bad", 5, "/ip4/1.2.3.4/tcp/0"]})
+    )
+    assert hello == Hello((parse_multiaddr(good),))
+    peers = decode_control(
+        frame(
+            {
+                "t": "peers",
+                "peers": [
+                    {"did": IDS[0].did, "addrs": [good]},
+                    {"did": "did:key:nope", "addrs": [good]},
+                    {"did": IDS[1].did, "addrs": []},
+                    "junk",
+                ],
+            }
+        )
+    )
+    assert peers == Peers(((IDS[0].did, (parse_multiaddr(good),)),))
+
+
+@given(st.binary(max_size=300))
+def test_control_decoding_never_raises(data: bytes) -> None:
+    decode_control(bytes([CONTROL]) + data)
+
+
+def test_batches_round_trip_and_refuse_malformed_ones() -> None:
+    frames = [b"\x00envelope", b"\x01\x05gossip", encode_control(Ping(1))]
+    batch = encode_batch(frames)
+    assert batch[0] == BATCH
+    assert split_batch(batch) == frames
+    for bad in (
+        bytes([BATCH]),  # empty
+        bytes([BATCH]) + b"\x00\x00",  # a cut length
+        bytes([BATCH]) + b"\x00\x00\x00\x00",  # an empty frame
+        bytes([BATCH]) + b"\x00\x00\x00\x09\x00",  # runs past the end
+        encode_batch([encode_batch([b"\x00x"])]),  # nested
+    ):
+        with pytest.raises(SessionCorrupted):
+            split_batch(bad)
+
+
+@given(st.binary(max_size=200))
+def test_split_batch_raises_only_session_corrupted(data: bytes) -> None:
+    try:
+        frames = split_batch(bytes([BATCH]) + data)
+    except SessionCorrupted:
+        return
+    assert encode_batch(frames) == bytes([BATCH]) + data
+
+
+async def test_outbox_bounds_and_waits(autojump_clock: trio.testing.MockClock) -> None:
+    outbox = Outbox(2)
+    assert outbox.put_nowait(b"a") and outbox.put_nowait(b"bb")
+    assert not outbox.put_nowait(b"c")
+    assert not await outbox.put(b"c", trio.current_time() + 1)  # no room within the deadline
+    async with trio.open_nursery() as nursery:
+
+        async def take_later() -> None:
+            await trio.sleep(0.5)
+            assert outbox.take(100) == [b"a", b"bb"]
+
+        nursery.start_soon(take_later)
+        assert await outbox.put(b"c", trio.current_time() + 1)
+    assert outbox.take(100, per_frame=4) == [b"c"]
+    outbox.put_nowait(b"x" * 10)
+    outbox.put_nowait(b"y" * 10)
+    assert outbox.take(5) == [b"x" * 10]  # always at least one
+    assert outbox.clear() == 1
+
+
+def test_backoff_is_exponential_capped_and_jittered() -> None:
+    for failures in range(1, 20):
+        delay = backoff_delay(failures, 0.5, 30.0)
+        nominal = min(30.0, 0.5 * 2 ** (failures - 1))
+        assert 0.75 * nominal <= delay <= nominal
+
+
+def test_the_peer_table_is_bounded_and_keeps_what_matters() -> None:
+    table = PeerTable(max_peers=2, queue_size=4)
+    first = table.ensure(IDS[0].did)
+    assert first is not None
+    first.bootstrap = True
+    second = table.ensure(IDS[1].did)
+    assert second is not None
+    second.last_seen = 5.0
+    third = table.ensure(IDS[2].did)  # evicts the second: the first is a bootstrap peer
+    assert third is not None and table.get(IDS[1].did) is None
+    third.outbox.put_nowait(b"queued")
+    assert table.ensure(IDS[3].did) is None  # nothing left that may be forgotten
+    address = parse_multiaddr("/ip4/10.0.0.1/tcp/1")
+    first.add_addresses((address,), confirmed=False)
+    first.add_addresses((parse_multiaddr("/ip4/10.0.0.2/tcp/1"),), confirmed=True)
+    first.add_addresses(
+        tuple(parse_multiaddr(f"/ip4/10.0.1.{n}/tcp/1") for n in range(10)), confirmed=False
+    )
+    assert len(first.addresses) == 8
+    assert str(first.addresses[0]) == "/ip4/10.0.0.2/tcp/1"
+    first.forget_address(address.with_did(IDS[0].did))
+    assert address not in first.addresses
