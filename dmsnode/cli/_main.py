@@ -21,6 +21,7 @@ from ._config import config
 from ._demo import demo
 from ._key import key
 from ._peers import peers
+from ._run import run
 
 
 class _Cli(click.Group):
@@ -69,6 +70,7 @@ cli.add_command(config)
 cli.add_command(demo)
 cli.add_command(actor)
 cli.add_command(peers)
+cli.add_command(run)
 
 
 def main() -> None:

@@ -1,0 +1,114 @@
+"""``dmsnode run``: the node as a long-running process.
+
+Loads the ``dms`` key and trust context, opens the store, starts the network, the actor system
+and the REST API, and runs until SIGINT or SIGTERM, which stop everything cleanly. Anything
+that keeps it from starting (a taken port, a missing key, a bad config) is raised as one
+:class:`~dmsnode.errors.DmsError` with a line a person can act on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from nuactor import Identity, TrustContext
+
+from .config import Config
+from .errors import DmsError
+from .node import Node, trust_path
+
+__all__ = ["open_trust", "run_daemon"]
+
+log = logging.getLogger("dmsnode.daemon")
+
+#: How often the trust context file is checked for changes made by ``dmsnode cap``.
+TRUST_POLL_SECONDS = 2.0
+
+
+def open_trust(user_dir: Path, identity: Identity, context: str = "dms") -> TrustContext:
+    """The node's trust context: loaded from its file, or a new one saved there."""
+    path = trust_path(user_dir, context)
+    if path.is_file():
+        return TrustContext.load(path, identity)
+    trust = TrustContext(identity, path=path)
+    trust.save()
+    return trust
+
+
+async def run_daemon(
+    config: Config,
+    identity: Identity,
+    trust: TrustContext,
+    *,
+    on_ready: Callable[[dict[str, Any]], None] = lambda info: None,
+) -> None:
+    """Run the node until SIGINT/SIGTERM (or cancellation)."""
+    from .api import serve_api  # the API pulls in Quart: only a running node needs it
+
+    node = Node(config, identity, trust)
+    rest = config.get("rest")
+    async with _started(node), trio.open_nursery() as nursery:
+        api_url = await nursery.start(serve_api, node, rest["addr"], rest["port"])
+        nursery.start_soon(_watch_trust, node)
+        info = {"did": node.did, "p2p": node.network.addresses, "api": api_url}
+        for plugin in node.plugins:
+            if plugin.error:
+                log.error("plugin %s not loaded: %s", plugin.name, plugin.error)
+        log.info("node ready", extra=info)
+        on_ready(info)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for received in signals:
+                log.info("stopping on %s", signal.Signals(received).name)
+                break
+        nursery.cancel_scope.cancel()
+    log.info("node stopped")
+
+
+@contextlib.asynccontextmanager
+async def _started(node: Node) -> AsyncIterator[Node]:
+    """``node.running()``, with a failure to listen said in one line."""
+    entered = False
+    try:
+        async with node.running():
+            entered = True
+            yield node
+    except OSError as exc:
+        if entered:
+            raise
+        listen = ", ".join(node.config.get("p2p.listen_address"))
+        raise DmsError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+
+
+async def _watch_trust(node: Node) -> None:
+    """Pick up changes ``dmsnode cap`` makes to the trust context file while the node runs."""
+    path = node.trust.path
+    if path is None:
+        return
+    seen = _mtime(path)
+    while True:
+        await trio.sleep(TRUST_POLL_SECONDS)
+        current = _mtime(path)
+        if current == seen:
+            continue
+        seen = current
+        try:
+            fresh = TrustContext.load(path, node.identity)
+        except Exception as exc:  # a half-edited or broken file: keep the old context
+            log.error("trust context %s not reloaded: %s", path, exc)
+            continue
+        node.trust = fresh
+        node.system.trust = fresh
+        log.info("trust context reloaded from %s", path)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime_ns / 1e9
+    except OSError:
+        return None
