@@ -132,6 +132,7 @@ class NetworkConfig:
                 raise ValueError(f"{name} must be positive")
 
 
+@final
 class _SelfConnection(DialError):
     """The address led back to this very node."""
 
