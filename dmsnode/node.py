@@ -102,6 +102,10 @@ class Node:
             "actors": [a["name"] for a in self.system.actors()],
             "counters": dict(self.system.counters),
             "behaviours": sorted(self.root.behaviours),
+            "hellos": dict(self.hellos),
+            "plugins": [
+                {"name": p.name, "behaviours": p.behaviours, "error": p.error} for p in self.plugins
+            ],
         }
 
     def peers(self) -> list[dict[str, Any]]:
