@@ -46,13 +46,14 @@ from .ucan import (
     DelegationStore,
     InvalidSubject,
     MalformedToken,
+    Policy,
     RevocationStore,
+    Statement,
     UcanError,
     command_covers,
 )
 from .ucan._envelope import cid_from_digest, cid_key
 from .ucan._fields import Default, now_seconds
-from .ucan._policy import Policy, Statement
 
 __all__ = ["DEPTH_META", "Anchor", "AnchorKind", "TrustContext"]
 
