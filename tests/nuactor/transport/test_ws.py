@@ -214,3 +214,21 @@ async def test_a_websocket_server_that_refuses_the_upgrade_is_a_dial_error() -> 
             assert alice_net.counters["dial_failed"] == 1
             assert alice_net.peers() == []
         nursery.cancel_scope.cancel()
+
+
+async def test_an_oversized_websocket_message_ends_only_that_session() -> None:
+    async with node(BOB) as (_, bob_net), node(ALICE) as (alice, alice_net):
+        await alice_net.connect(bob_net.addresses[0])
+        address = parse_multiaddr(bob_net.addresses[0])
+        async with trio.open_nursery() as nursery:
+            ws = await ws_connect(nursery, await open_tcp(address), address.host)
+            session = await SecureSession.initiate(ws, CAROL, expected_did=BOB.did)
+            await eventually(lambda: len(bob_net.peers()) == 2)
+            await ws._connection.send_message(b"\x00" * (2 * 1024 * 1024))  # over 1 MiB
+            # trio-websocket closes with 1009; the stream breaks and the session with it
+            await eventually(lambda: bob_net.counters["sessions_ended"] == 1)
+            assert not any(r.connected for r in bob_net.peers() if r.did == CAROL.did)
+            await trio.aclose_forcefully(session)
+            nursery.cancel_scope.cancel()
+        reply = await alice.invoke(Handle(BOB.did, "root"), "/echo", "unaffected")
+        assert reply == {"body": "unaffected", "sender": ALICE.did}
