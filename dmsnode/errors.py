@@ -7,6 +7,7 @@ and exits 1; anything else is a bug.
 from __future__ import annotations
 
 __all__ = [
+    "ApiError",
     "BadRequest",
     "ConfigError",
     "DmsError",
@@ -22,6 +23,11 @@ class DmsError(Exception):
 
 class ConfigError(DmsError):
     """The configuration file or a configuration value is not acceptable; the key is named."""
+
+
+class ApiError(DmsError):
+    """The REST API cannot serve: its address is taken or cannot be bound (the address is
+    named), or its server stopped on its own."""
 
 
 class BadRequest(DmsError):
