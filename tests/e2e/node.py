@@ -1,13 +1,15 @@
 """A minimal nuactor node in its own OS process, for the multi-process tests and benchmark.
 
     python tests/e2e/node.py --seed <64 hex> --listen /ip4/127.0.0.1/tcp/0 [--listen ...]
-        [--bootstrap <multiaddr>]... [--allow <did>]... [--trust-sessions] [--backoff-max S]
+        [--bootstrap <multiaddr>]... [--require <token>]... [--provide <bundle>]...
+        [--trust-sessions] [--backoff-max S]
 
 Prints one JSON line, ``{"did": ..., "addresses": [...]}``, once it listens, then serves until
-SIGTERM/SIGINT (clean exit) or SIGKILL. Its actor ``root`` has ``/echo`` (returns the body),
-``/call`` (invokes ``{"did", "beh", "body"}`` on another node's ``root`` and returns the reply)
-and ``/peers`` (the peer table). Authorisation: a stand-in that admits the ``--allow`` DIDs (the
-real ``TrustContext`` is not in the tree yet).
+SIGTERM/SIGINT (clean exit) or SIGKILL. Its actor ``root`` has ``/e2e/echo`` (returns the body),
+``/e2e/call`` (invokes ``{"did", "beh", "body"}`` on another node's ``root`` and returns the
+reply), ``/e2e/peers`` (the peer table) and ``/private/echo`` (no one is granted it).
+Authorisation is a real :class:`~nuactor.TrustContext`: ``--require`` anchors (delegations this
+node issued, say to an organisation) and ``--provide`` chains (what this node was granted).
 """
 
 from __future__ import annotations
@@ -20,37 +22,23 @@ from typing import Any
 
 import trio
 
-from nuactor import Actor, ActorSystem, Context, Envelope, Handle, Identity, SystemConfig
-from nuactor.errors import Unauthorized
+from nuactor import Actor, ActorSystem, Context, Handle, Identity, SystemConfig, TrustContext
 from nuactor.transport import Network, NetworkConfig
-
-
-class AllowListed:
-    """Admits calls from a fixed set of DIDs: a stand-in for a UCAN trust context."""
-
-    def __init__(self, allowed: set[str]) -> None:
-        self.allowed = allowed
-
-    def authorize(self, envelope: Envelope) -> None:
-        if envelope.sender.did not in self.allowed:
-            raise Unauthorized(f"{envelope.sender.did} is not on this node's allow list")
-
-    def proofs_for(self, subject: str, cmd: str) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-        return (), ()
 
 
 def root_actor(network: Network) -> Actor:
     actor = Actor()
 
-    @actor.on("/echo")
+    @actor.on("/e2e/echo")
+    @actor.on("/private/echo")
     async def echo(ctx: Context, body: Any) -> Any:
         return body
 
-    @actor.on("/call", concurrent=True)
+    @actor.on("/e2e/call", concurrent=True)
     async def call(ctx: Context, body: Any) -> Any:
         return await ctx.invoke(Handle(body["did"], "root"), body["beh"], body.get("body"))
 
-    @actor.on("/peers")
+    @actor.on("/e2e/peers")
     async def peers(ctx: Context, body: Any) -> Any:
         return [[r.did, r.connected, list(r.addresses)] for r in network.peers()]
 
@@ -68,7 +56,11 @@ async def main(args: argparse.Namespace) -> None:
             backoff_max=args.backoff_max,
         ),
     )
-    trust = AllowListed({identity.did, *args.allow})
+    trust = TrustContext(identity)
+    for token in args.require:
+        trust.add_require(token)
+    for bundle in args.provide:
+        trust.add_provide(bundle)
     config = SystemConfig(trust_sessions=args.trust_sessions)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with ActorSystem(identity, trust, transports=[network], config=config) as system:
@@ -83,7 +75,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", required=True)
     parser.add_argument("--listen", action="append", default=[])
     parser.add_argument("--bootstrap", action="append", default=[])
-    parser.add_argument("--allow", action="append", default=[])
+    parser.add_argument("--require", action="append", default=[])
+    parser.add_argument("--provide", action="append", default=[])
     parser.add_argument("--trust-sessions", action="store_true")
     parser.add_argument("--backoff-max", type=float, default=1.0)
     return parser.parse_args(argv)

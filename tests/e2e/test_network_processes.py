@@ -1,7 +1,10 @@
 """Systems in separate OS processes, over real loopback sockets, on both transports.
 
 This process runs one node (Alice); ``tests/e2e/node.py`` runs the others. Every child is
-killed in a ``finally``, whatever happens.
+killed in a ``finally``, whatever happens. Authorisation is by real UCAN delegation chains: each
+node accepts the organisation ``ORG`` for ``/e2e`` (a require anchor it issued), and ``ORG``
+grants each member ``/e2e`` (a powerline the member proves with): node X calls node Y with the
+chain Y -> ORG -> X.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import pytest
 import trio
 
-from nuactor import Actor, ActorSystem, Context, Envelope, Handle, Identity, SystemConfig
+from nuactor import Actor, ActorSystem, Context, Handle, Identity, SystemConfig, TrustContext
 from nuactor.errors import NuactorError, Unauthorized
 from nuactor.transport import Network, NetworkConfig
 
@@ -33,18 +36,15 @@ DIDS = {name: Identity.from_seed(seed).did for name, seed in SEEDS.items()}
 TCP = "/ip4/127.0.0.1/tcp/0"
 WS = "/ip4/127.0.0.1/tcp/0/ws"
 BACKOFF_MAX = 1.0
+ORG = Identity.from_seed(bytes([120]) * 32)
 
 
-class AllowListed:
-    def __init__(self, allowed: set[str]) -> None:
-        self.allowed = allowed
-
-    def authorize(self, envelope: Envelope) -> None:
-        if envelope.sender.did not in self.allowed:
-            raise Unauthorized(f"{envelope.sender.did} is not allowed")
-
-    def proofs_for(self, subject: str, cmd: str) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-        return (), ()
+def credentials(name: str) -> tuple[str, str]:
+    """The node's require anchor (it accepts ORG for /e2e) and ORG's grant to it, as text."""
+    node = Identity.from_seed(SEEDS[name])
+    require = TrustContext(node).grant(ORG.did, "/e2e")
+    provide = TrustContext(ORG).grant(node.did, "/e2e", powerline=True)
+    return TrustContext.bundle_text([require]), TrustContext.bundle_text([provide])
 
 
 @dataclass
@@ -60,7 +60,8 @@ async def child(name: str, *listen: str, bootstrap: tuple[str, ...] = ()) -> Asy
     command = [sys.executable, str(SCRIPT), "--seed", SEEDS[name].hex()]
     command += [arg for address in listen for arg in ("--listen", address)]
     command += [arg for address in bootstrap for arg in ("--bootstrap", address)]
-    command += [arg for did in DIDS.values() for arg in ("--allow", did)]
+    require, provide = credentials(name)
+    command += ["--require", require, "--provide", provide]
     command += ["--backoff-max", str(BACKOFF_MAX)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE, env=env, cwd=ROOT)
@@ -88,10 +89,13 @@ async def child(name: str, *listen: str, bootstrap: tuple[str, ...] = ()) -> Asy
 async def alice(**options: Any) -> AsyncIterator[tuple[ActorSystem, Network]]:
     identity = Identity.from_seed(SEEDS["alice"])
     network = Network(identity, NetworkConfig(listen=(TCP, WS), backoff_initial=0.1, **options))
-    trust = AllowListed(set(DIDS.values()))
+    trust = TrustContext(identity)
+    require, provide = credentials("alice")
+    trust.add_require(require)
+    trust.add_provide(provide)
     actor = Actor()
 
-    @actor.on("/echo")
+    @actor.on("/e2e/echo")
     async def echo(ctx: Context, body: Any) -> Any:
         return {"alice": body}
 
@@ -116,12 +120,12 @@ async def test_two_processes_invoke_each_other(transport: str) -> None:
         (address,) = bob.addresses
         assert address.endswith("/ws") == (transport == "ws")
         await network.connect(f"{address}/p2p/{bob.did}")
-        assert await call(system, bob.did, "/echo", [1, 2]) == [1, 2]
+        assert await call(system, bob.did, "/e2e/echo", [1, 2]) == [1, 2]
         # Bob calls back into this process over the same session.
-        request = {"did": system.did, "beh": "/echo", "body": "from bob"}
-        assert await call(system, bob.did, "/call", request) == {"alice": "from bob"}
-        with pytest.raises(NuactorError):
-            await call(system, bob.did, "/missing")
+        request = {"did": system.did, "beh": "/e2e/echo", "body": "from bob"}
+        assert await call(system, bob.did, "/e2e/call", request) == {"alice": "from bob"}
+        with pytest.raises(Unauthorized, match="/private/echo"):
+            await call(system, bob.did, "/private/echo")  # ORG was granted /e2e only
 
 
 async def test_three_processes_with_bootstrap_and_peer_exchange() -> None:
@@ -135,13 +139,15 @@ async def test_three_processes_with_bootstrap_and_peer_exchange() -> None:
             await eventually(
                 lambda: any(r.did == carol.did and r.connected for r in network.peers())
             )
-            assert await call(system, carol.did, "/echo", "hi carol") == "hi carol"
+            assert await call(system, carol.did, "/e2e/echo", "hi carol") == "hi carol"
             # Bob relays a call to Carol; Carol calls Alice.
-            via_bob = {"did": carol.did, "beh": "/echo", "body": "via bob"}
-            assert await call(system, bob.did, "/call", via_bob) == "via bob"
-            back = {"did": system.did, "beh": "/echo", "body": "from carol"}
-            assert await call(system, carol.did, "/call", back) == {"alice": "from carol"}
-            peers = {did: connected for did, connected, _ in await call(system, bob.did, "/peers")}
+            via_bob = {"did": carol.did, "beh": "/e2e/echo", "body": "via bob"}
+            assert await call(system, bob.did, "/e2e/call", via_bob) == "via bob"
+            back = {"did": system.did, "beh": "/e2e/echo", "body": "from carol"}
+            assert await call(system, carol.did, "/e2e/call", back) == {"alice": "from carol"}
+            peers = {
+                did: connected for did, connected, _ in await call(system, bob.did, "/e2e/peers")
+            }
             assert peers == {system.did: True, carol.did: True}
 
 
@@ -150,7 +156,7 @@ async def test_a_killed_and_restarted_peer_is_reconnected_to() -> None:
         (address,) = bob.addresses
         pinned = f"{address}/p2p/{bob.did}"
         async with alice(bootstrap=(pinned,), backoff_max=BACKOFF_MAX) as (system, network):
-            assert await call(system, bob.did, "/echo", 1) == 1
+            assert await call(system, bob.did, "/e2e/echo", 1) == 1
             bob.process.send_signal(signal.SIGKILL)
             await bob.process.wait()
             await eventually(lambda: not any(r.connected for r in network.peers()))
@@ -160,7 +166,7 @@ async def test_a_killed_and_restarted_peer_is_reconnected_to() -> None:
                 restarted = trio.current_time()
                 while True:
                     try:
-                        reply = await call(system, bob.did, "/echo", 2)
+                        reply = await call(system, bob.did, "/e2e/echo", 2)
                         break
                     except NuactorError:
                         await trio.sleep(0.02)
