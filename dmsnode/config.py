@@ -282,7 +282,7 @@ class Config:
         return kind is str or (isinstance(kind, tuple) and bool(kind) and kind[0] is not list)
 
     @staticmethod
-    def keys() -> list[str]:
+    def all_keys() -> list[str]:
         """Every dotted key, in the order of docs/config.md."""
         return [f"{section}.{name}" for section, keys in _SCHEMA.items() for name in keys]
 

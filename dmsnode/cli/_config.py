@@ -40,8 +40,8 @@ def config() -> None:
 
 
 def _show(value: Any) -> str:
-    """A value for people: strings as they are, everything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
+    """A value for people: strings as they are (an empty one as ""), everything else as JSON."""
+    return value if isinstance(value, str) and value else json.dumps(value)
 
 
 @config.command("get")
@@ -71,7 +71,7 @@ def config_get(app: App, key: str | None, as_json: bool) -> None:
                 rows.append([prefix, _show(item)])
         print_table(["KEY", "VALUE"], rows)
     else:
-        click.echo(_show(value))
+        click.echo(value if isinstance(value, str) else _show(value))
 
 
 def parse_value(key: str, text: str) -> Any:
@@ -202,5 +202,6 @@ def _run_editor(editor: str, copy: Path, target: Path) -> None:
 def _confirm(question: str) -> bool:
     try:
         return click.confirm(question, default=True)
-    except click.Abort:  # no terminal to ask on
+    except click.Abort:  # end of input: no one to ask
+        click.echo()  # end the prompt's line
         return False
