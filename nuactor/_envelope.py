@@ -201,7 +201,7 @@ class Envelope:
     @classmethod
     def decode(
         cls,
-        data: bytes,
+        data: bytes | bytearray | memoryview,
         *,
         max_size: int = MAX_ENVELOPE_SIZE,
         now: int | None = None,
@@ -279,7 +279,7 @@ def _bin_header(length: int) -> bytes:
 # --- decoding helpers ----------------------------------------------------------------------------
 
 
-def _split_outer(data: bytes) -> tuple[bytes, bytes]:
+def _split_outer(data: bytes | bytearray | memoryview) -> tuple[bytes, bytes]:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise MalformedEnvelope(f"an envelope is bytes, got {type(data).__name__}")
     try:

@@ -48,6 +48,7 @@ from .errors import (
     EnvelopeReplayed,
     InvokeTimeout,
     MalformedEnvelope,
+    NuactorError,
     RemoteError,
     Unauthorized,
     Unreachable,
@@ -496,20 +497,32 @@ class ActorSystem:
     # --- outcomes ------------------------------------------------------------------------------
 
     async def _finish(self, delivery: Delivery, outcome: Outcome) -> None:
-        """A behaviour is done: release its admission and tell whoever waits."""
-        self._finish_nowait(delivery, outcome)
+        """A behaviour is done: release its admission and tell whoever waits.
+
+        A remote reply is sent from the handler's own task (no extra scheduling round, and a
+        slow peer slows only its own replies); the synchronous paths queue theirs instead.
+        """
+        outgoing = self._settle(delivery, outcome)
+        if outgoing is not None:
+            await self._send_frame(outgoing)
 
     def _finish_nowait(self, delivery: Delivery, outcome: Outcome) -> None:
+        outgoing = self._settle(delivery, outcome)
+        if outgoing is not None:
+            self._queue(outgoing)
+
+    def _settle(self, delivery: Delivery, outcome: Outcome) -> _Outgoing | None:
+        """Release the admission, fill a local waiter; the reply to send, if any."""
         if delivery.admitted is not None:
             self._admission.release(delivery.admitted)
             delivery.admitted = None
         if delivery.slot is not None:
             delivery.slot.fill(outcome)
-            return
+            return None
         envelope = delivery.envelope
         if delivery.remote and envelope.re is not None:
-            self._reply(envelope, outcome)
-        elif not outcome.ok:
+            return self._reply(envelope, outcome)
+        if not outcome.ok:
             log.warning(
                 "%s from %s failed with nobody to tell: %s: %s",
                 envelope.beh,
@@ -517,18 +530,19 @@ class ActorSystem:
                 outcome.error_type,
                 outcome.message,
             )
+        return None
 
-    def _reply(self, request: Envelope, outcome: Outcome) -> None:
-        """Queue the reply to a remote request (signed and sent by the outbound task)."""
+    def _reply(self, request: Envelope, outcome: Outcome) -> _Outgoing | None:
+        """The signed reply to a remote request, ready to send (``None``: answered in place)."""
         re = request.re
         if re is None:
-            return
+            return None
         if re.did == self._did:
             # A request relayed for a client of this system: its caller waits right here.
             slot = self._pending.get(request.id)
             if slot is not None:
                 slot.fill(outcome)
-            return
+            return None
         reply = Envelope.build(
             sender=Handle(self._did, request.to.actor),
             to=Handle(re.did, re.actor),
@@ -554,7 +568,7 @@ class ActorSystem:
                 .sign(self.identity)
                 .encode()
             )
-        self._queue(_Outgoing(re.did, frame))
+        return _Outgoing(re.did, frame)
 
     def _queue(self, outgoing: _Outgoing) -> None:
         try:
@@ -565,16 +579,20 @@ class ActorSystem:
 
     async def _send_outgoing(self) -> None:
         async for outgoing in self._outbound:
-            try:
-                if outgoing.did is None:
-                    for transport in self.transports:
-                        await transport.broadcast(outgoing.frame, exclude=outgoing.exclude)
-                else:
-                    await self._transport_for(outgoing.did).send(outgoing.did, outgoing.frame)
-                    self.counters["envelopes_out"] += 1
-            except Unreachable as exc:
-                self.counters["outbound_unreachable"] += 1
-                log.info("could not deliver a frame: %s", exc)
+            await self._send_frame(outgoing)
+
+    async def _send_frame(self, outgoing: _Outgoing) -> None:
+        """Send a reply, refusal or forwarded gossip; a failure is counted, never raised."""
+        try:
+            if outgoing.did is None:
+                for transport in self.transports:
+                    await transport.broadcast(outgoing.frame, exclude=outgoing.exclude)
+            else:
+                await self._transport_for(outgoing.did).send(outgoing.did, outgoing.frame)
+                self.counters["envelopes_out"] += 1
+        except NuactorError as exc:
+            self.counters["outbound_failed"] += 1
+            log.info("could not deliver a frame to %s: %s", outgoing.did or "gossip", exc)
 
     # --- inbound -----------------------------------------------------------------------------
 
@@ -584,7 +602,7 @@ class ActorSystem:
             if not frame:
                 self._refused("empty_frame")
             elif frame[0] == _frames.ENVELOPE:
-                self._receive_envelope(memoryview(frame)[1:].tobytes(), session_did)
+                self._receive_envelope(memoryview(frame)[1:], session_did)
             elif frame[0] == _frames.GOSSIP and len(frame) > 2:
                 self._receive_gossip(frame[1], frame[2:], session_did)
             else:
@@ -593,7 +611,9 @@ class ActorSystem:
             log.exception("unexpected error on an inbound frame")
             self.counters["inbound_errors"] += 1
 
-    def _decode(self, data: bytes, session_did: str | None, *, forwarded: bool) -> Envelope | None:
+    def _decode(
+        self, data: bytes | memoryview, session_did: str | None, *, forwarded: bool
+    ) -> Envelope | None:
         """Size, signature and expiry. ``None`` (counted and logged) if refused."""
         verify = not (self.config.trust_sessions and not forwarded and session_did is not None)
         try:
@@ -613,7 +633,9 @@ class ActorSystem:
             return None
         return envelope
 
-    def _decode_on_trusted_session(self, data: bytes, session_did: str | None) -> Envelope:
+    def _decode_on_trusted_session(
+        self, data: bytes | memoryview, session_did: str | None
+    ) -> Envelope:
         envelope = Envelope.decode(
             data, max_size=self.config.max_envelope_size, verify_signature=False
         )
@@ -622,7 +644,7 @@ class ActorSystem:
             envelope = Envelope.decode(data, max_size=self.config.max_envelope_size)
         return envelope
 
-    def _receive_envelope(self, data: bytes, session_did: str | None) -> None:
+    def _receive_envelope(self, data: bytes | memoryview, session_did: str | None) -> None:
         envelope = self._decode(data, session_did, forwarded=False)
         if envelope is None:
             return
@@ -638,6 +660,9 @@ class ActorSystem:
             return
         if envelope.cor is not None:
             self._receive_reply(envelope)
+            return
+        if envelope.topic is not None:
+            self._accept_broadcast(envelope, bytes(data), 1, session_did)
             return
         self._admit_and_deliver(envelope, session_did)
 
@@ -658,10 +683,6 @@ class ActorSystem:
         delivery = Delivery(envelope, admitted=kind, remote=True)
         try:
             self.trust.authorize(envelope)
-            if envelope.topic is not None:
-                self._deliver_to_subscribers(envelope, remote=True)
-                self._finish_nowait(delivery, Outcome.success(None))
-                return
             cell = self._local_cell(envelope.to, envelope.beh)
             cell.mailbox.put_nowait(delivery)
         except (Unauthorized, RemoteError) as exc:
@@ -681,7 +702,9 @@ class ActorSystem:
         self._refused(type(exc).__name__)
         if envelope.re is None or not self._take_refusal_token():
             return
-        self._reply(envelope, Outcome.from_exception(exc))
+        outgoing = self._reply(envelope, Outcome.from_exception(exc))
+        if outgoing is not None:
+            self._queue(outgoing)
 
     def _take_refusal_token(self) -> bool:
         now = trio.current_time()
@@ -706,21 +729,38 @@ class ActorSystem:
         if envelope.topic is None:
             self._refused("gossip_without_topic")
             return
+        self._accept_broadcast(envelope, data, hops, session_did)
+
+    def _accept_broadcast(
+        self, envelope: Envelope, data: bytes, hops: int, session_did: str | None
+    ) -> None:
+        """A verified broadcast: once only, admitted and authorised here before it is passed
+        on, so that nobody can make the network relay what no node of it would accept."""
+        sender = envelope.sender.did
         try:
-            fresh = self._gossip_seen.first_sight(
-                envelope.sender.did, envelope.id, envelope.exp, now_ms()
-            )
-        except Busy:
-            self._refused("gossip_seen_full")
+            fresh = self._gossip_seen.first_sight(sender, envelope.id, envelope.exp, now_ms())
+            if fresh:
+                self._admission.admit(sender, "broadcast")
+        except Busy as exc:
+            self._refused("broadcast_busy")
+            log.info("dropped a broadcast from %s: %s", sender, exc)
             return
         if not fresh:
             self.counters["gossip_duplicates"] += 1
             return
+        try:
+            self.trust.authorize(envelope)
+        except Unauthorized as exc:
+            self._refused("broadcast_unauthorized")
+            log.info("dropped a broadcast %s: %s", envelope.beh, exc)
+            return
+        finally:
+            self._admission.release("broadcast")
         self.counters["broadcasts_in"] += 1
         if hops > 1:
-            self._queue(_Outgoing(None, _frames.gossip_frame(data, hops - 1), exclude=session_did))
-        if self._subscriptions.get(envelope.topic):
-            self._admit_and_deliver(envelope, session_did)
+            frame = _frames.gossip_frame(data, hops - 1)
+            self._queue(_Outgoing(None, frame, exclude=session_did))
+        self._deliver_to_subscribers(envelope, remote=True)
 
     def _deliver_to_subscribers(self, envelope: Envelope, *, remote: bool) -> None:
         assert envelope.topic is not None

@@ -267,3 +267,40 @@ async def test_admission_is_released_when_authorisation_fails(
             outcome = await setup.answer(setup.inject(request()))
             assert outcome.error_type == "Unauthorized"
         assert host._admission.in_flight["default"] == 0
+
+
+async def test_broadcasts_a_node_refuses_are_not_forwarded(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A - B - C in a line: what B does not accept, B does not relay to C."""
+    a, b, c = (Identity.from_seed(bytes([n]) * 32) for n in (31, 32, 33))
+    heard: list[Any] = []
+
+    class Listener(Actor):
+        @behaviour("/broadcast/hello")
+        async def hello(self, ctx: Context, body: Any) -> None:
+            heard.append(body)
+
+    async def run(b_trusts: bool) -> tuple[ActorSystem, list[Any]]:
+        heard.clear()
+        network = MemoryNetwork()
+        network.link(a.did, b.did)
+        network.link(b.did, c.did)
+        async with (
+            ActorSystem(a, AllowAll(), transports=[network.transport()]) as sa,
+            ActorSystem(
+                b, AllowAll() if b_trusts else None, transports=[network.transport()]
+            ) as sb,
+            ActorSystem(c, AllowAll(), transports=[network.transport()]) as sc,
+        ):
+            await sc.spawn(Listener, name="root")
+            sc.subscribe("/nunet/hello", "root")
+            await sa.broadcast("/nunet/hello", "/broadcast/hello", "hi")
+            await trio.testing.wait_all_tasks_blocked()
+            return sb, list(heard)
+
+    relay, received = await run(b_trusts=False)
+    assert received == []
+    assert relay.counters["refused_broadcast_unauthorized"] == 1
+    _, received = await run(b_trusts=True)
+    assert received == ["hi"]

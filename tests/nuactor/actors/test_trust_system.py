@@ -177,7 +177,7 @@ async def test_broadcast_authorised_through_the_org_require_anchor() -> None:
         assert [c[:2] for c in node_a.calls] == [("/dms/deployment/request", OWNER.did)]
         assert len(node_a.calls[0][2]) == 1  # only org → owner travelled
         assert node_b.calls == []  # B does not accept the organisation (yet)
-        assert b.counters["refused_Unauthorized"] == 1
+        assert b.counters["refused_broadcast_unauthorized"] == 1
 
         trust_b.grant(ORG.did, "/dms", require=True)
         await owner.broadcast("/nunet/deployment", "/dms/deployment/request", {"round": 2})
@@ -189,7 +189,7 @@ async def test_broadcast_authorised_through_the_org_require_anchor() -> None:
         await owner.broadcast("/nunet/deployment", "/dms/node/peers/list", {})
         await trio.testing.wait_all_tasks_blocked()
         assert len(node_a.calls) == 2 and len(node_b.calls) == 1
-        assert a.counters["refused_Unauthorized"] == 1
+        assert a.counters["refused_broadcast_unauthorized"] == 1
 
 
 async def test_a_call_without_delegation_is_not_a_timeout(autojump_clock: trio.abc.Clock) -> None:
