@@ -22,6 +22,7 @@ from nuactor import Identity, TrustContext
 from .config import Config
 from .errors import DmsError
 from .node import Node, trust_path
+from .store import STORE_FILENAME, open_store
 
 __all__ = ["open_trust", "run_daemon"]
 
@@ -51,23 +52,30 @@ async def run_daemon(
     """Run the node until SIGINT/SIGTERM (or cancellation)."""
     from .api import serve_api  # the API pulls in Quart: only a running node needs it
 
-    node = Node(config, identity, trust)
+    work_dir = config.work_dir
+    work_dir.mkdir(parents=True, exist_ok=True)
     rest = config.get("rest")
-    async with _started(node), trio.open_nursery() as nursery:
-        api_url = await nursery.start(serve_api, node, rest["addr"], rest["port"])
-        nursery.start_soon(_watch_trust, node)
-        info = {"did": node.did, "p2p": node.network.addresses, "api": api_url}
-        for plugin in node.plugins:
-            if plugin.error:
-                log.error("plugin %s not loaded: %s", plugin.name, plugin.error)
-        log.info("node ready", extra=info)
-        on_ready(info)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for received in signals:
-                log.info("stopping on %s", signal.Signals(received).name)
-                break
-        nursery.cancel_scope.cancel()
-    log.info("node stopped")
+    async with open_store(work_dir / STORE_FILENAME) as store:
+        node = Node(config, identity, trust, store=store)
+        async with _started(node), trio.open_nursery() as nursery:
+            api_url = await nursery.start(serve_api, node, rest["addr"], rest["port"])
+            nursery.start_soon(_watch_trust, node)
+            info = {"did": node.did, "p2p": node.network.addresses, "api": api_url}
+            for plugin in node.plugins:
+                if plugin.error:
+                    await node.record(
+                        "plugin.failed",
+                        {"plugin": plugin.name, "error": plugin.error},
+                        level="error",
+                    )
+            await node.record("node.started", info)
+            on_ready(info)
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for received in signals:
+                    log.info("stopping on %s", signal.Signals(received).name)
+                    break
+            nursery.cancel_scope.cancel()
+        await node.record("node.stopped", {"did": node.did})
 
 
 @contextlib.asynccontextmanager
@@ -104,7 +112,7 @@ async def _watch_trust(node: Node) -> None:
             continue
         node.trust = fresh
         node.system.trust = fresh
-        log.info("trust context reloaded from %s", path)
+        await node.record("trust.reloaded", {"path": str(path)})
 
 
 def _mtime(path: Path) -> float | None:

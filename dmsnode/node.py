@@ -8,6 +8,7 @@ it stops everything.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,9 +20,13 @@ from nuactor.transport import Network, NetworkConfig, PeerRecord
 from . import __version__
 from .behaviours import build_root_actor
 from .config import Config
+from .observability import Events, NodeMetrics
 from .plugins import load_plugins
+from .store import Store
 
 __all__ = ["HELLO_TOPIC", "ROOT_ACTOR", "Node"]
+
+log = logging.getLogger("dmsnode.node")
 
 ROOT_ACTOR: Final = "root"
 HELLO_TOPIC: Final = "/nunet/hello"
@@ -39,6 +44,7 @@ class Node:
         *,
         extra_behaviours: Callable[[Any], None] | None = None,
         plugins: bool = True,
+        store: Store | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -57,6 +63,12 @@ class Node:
             trust,
             transports=[self.network],
             config=SystemConfig(trust_sessions=bool(p2p.get("trust_sessions", False))),
+        )
+        self.metrics = NodeMetrics(self)
+        self.system.on_handled = self.metrics.handled
+        self.store = store
+        self.events = (
+            Events(store, keep=int(config.get("observability.events_keep"))) if store else None
         )
         self.root = build_root_actor(self)
         if extra_behaviours is not None:
@@ -130,6 +142,16 @@ class Node:
                 }
             )
         return rows
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """The REST API's per-request hook (metrics)."""
+        self.metrics.request(route, method, status, seconds)
+
+    async def record(self, kind: str, data: dict[str, Any], *, level: str = "info") -> None:
+        """An event for the operator: in the events table (committed) and in the log."""
+        log.log(logging.getLevelName(level.upper()), "event %s", kind, extra={"event": data})
+        if self.events is not None:
+            await self.events.record(kind, data, level=level)
 
     def save_trust(self) -> None:
         """Persist the trust context if it has a file (anchors changed at run time)."""

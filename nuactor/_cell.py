@@ -120,6 +120,19 @@ class Cell:
                 await self._handle(behaviour, delivery)
 
     async def _handle(self, behaviour: Behaviour, delivery: Delivery) -> None:
+        observe = self._system.on_handled
+        if observe is None:
+            await self._run_handler(behaviour, delivery)
+            return
+        start = trio.current_time()
+        ok = False
+        try:
+            ok = await self._run_handler(behaviour, delivery)
+        finally:
+            observe(behaviour.path, trio.current_time() - start, ok)
+
+    async def _run_handler(self, behaviour: Behaviour, delivery: Delivery) -> bool:
+        """Run the handler and deliver its outcome; whether it succeeded."""
         envelope = delivery.envelope
         try:
             result = await behaviour.handler(Context(self._system, self, envelope), envelope.body)
@@ -136,9 +149,10 @@ class Cell:
             raise
         else:
             if delivery.slot is None and delivery.admitted is None and not delivery.remote:
-                return  # a local send that succeeded: nobody to tell, nothing to release
+                return True  # a local send that succeeded: nobody to tell, nothing to release
             outcome = Outcome.success(result)
         await self._system._finish(delivery, outcome)
+        return outcome.ok
 
     def close_mailbox(self) -> None:
         """Refuse everything still queued: the actor is gone for good."""

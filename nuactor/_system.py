@@ -152,8 +152,11 @@ class ActorSystem:
         *,
         transports: Sequence[Transport] = (),
         config: SystemConfig | None = None,
+        on_handled: Callable[[str, float, bool], None] | None = None,
     ) -> None:
         self.identity = identity
+        #: Called after every handler with (behaviour, seconds, succeeded), for metrics.
+        self.on_handled = on_handled
         self._did = identity.did
         self.trust: Authorizer = trust if trust is not None else DenyRemote(identity.did)
         self.transports = list(transports)

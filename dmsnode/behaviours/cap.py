@@ -21,16 +21,19 @@ def register(actor: Actor, node: Node) -> None:
     async def provide(ctx: Context, body: Any) -> dict[str, Any]:
         anchor = node.trust.add_provide(field(body, "token", str))
         node.save_trust()
+        await node.record("cap.provide", {"cid": str(anchor.cid), "by": ctx.sender})
         return {"cid": str(anchor.cid)}
 
     @actor.on("/dms/cap/require/anchor")
     async def require(ctx: Context, body: Any) -> dict[str, Any]:
         anchor = node.trust.add_require(field(body, "token", str))
         node.save_trust()
+        await node.record("cap.require", {"cid": str(anchor.cid), "by": ctx.sender})
         return {"cid": str(anchor.cid)}
 
     @actor.on("/dms/cap/revoke/anchor")
     async def revoke(ctx: Context, body: Any) -> dict[str, Any]:
         cid = node.trust.revoke(field(body, "cid", str))
         node.save_trust()
+        await node.record("cap.revoke", {"cid": cid, "by": ctx.sender})
         return {"revoked": cid}

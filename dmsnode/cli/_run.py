@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import sys
 
 import click
 import trio
 
 from ..daemon import open_trust, run_daemon
+from ..observability import configure_logging
 from ._app import App, pass_app
 from ._prompt import passphrase
 
@@ -28,7 +28,7 @@ def run(app: App, context: str) -> None:
 
     The node's key (DMS_PASSPHRASE or a prompt) and capability context are loaded from the user
     directory; listen addresses, bootstrap peers and the API address come from the config.
-    Logs go to stderr; once ready, one JSON line {"ready": {did, p2p, api}} goes to stdout.
+    Logs go to stderr as JSON lines (observability.*); once ready, one JSON line {"ready": {did, p2p, api}} goes to stdout.
 
     \b
     Examples:
@@ -37,7 +37,12 @@ def run(app: App, context: str) -> None:
       dmsnode --config ./node1.json run
     """
     config = app.config
-    _configure_logging(config.get("observability.log_level"))
+    observability = config.get("observability")
+    configure_logging(
+        observability["log_level"],
+        fmt=observability["log_format"],
+        file=observability["log_file"] or None,
+    )
     identity = app.keystore.load(context, passphrase(confirm=False, what=f"key '{context}'"))
     trust = open_trust(app.user_dir, identity, context)
     trio.run(functools.partial(run_daemon, config, identity, trust, on_ready=_announce))
@@ -47,9 +52,3 @@ def _announce(info: dict[str, object]) -> None:
     """One JSON line on stdout when the node is ready, for scripts: did, p2p, api."""
     click.echo(json.dumps({"ready": info}), nl=True)
     sys.stdout.flush()
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )

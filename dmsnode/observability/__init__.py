@@ -18,6 +18,7 @@ from ._metrics import (
     Sample,
     mapping_collector,
 )
+from ._node_metrics import NodeMetrics
 
 __all__ = [
     "CONTENT_TYPE",
@@ -32,6 +33,7 @@ __all__ = [
     "JsonFormatter",
     "MetricFamily",
     "MetricType",
+    "NodeMetrics",
     "Registry",
     "Sample",
     "TextFormatter",
