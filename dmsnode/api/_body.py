@@ -28,7 +28,7 @@ async def json_body(example: str) -> dict[str, Any]:
     Reading refuses a body over :data:`MAX_BODY_BYTES` with 413 (by ``Content-Length`` before
     reading anything, else as soon as the limit is passed).
     """
-    raw = await request.get_data(cache=False, as_text=False)
+    raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
     if not raw.strip():
         raise bad_request(f"the request has no body: send a JSON object such as {example}")
     try:

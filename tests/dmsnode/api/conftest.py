@@ -52,7 +52,13 @@ class Client:
         body: bytes | None = None,
         headers: Iterable[tuple[str, str]] = (),
     ) -> Reply:
-        data = body if body is not None else b"" if json_body is None else json.dumps(json_body).encode()
+        data = (
+            body
+            if body is not None
+            else b""
+            if json_body is None
+            else json.dumps(json_body).encode()
+        )
         fields = [("Host", self.host), ("Connection", "close"), *headers]
         if method != "GET" or data:
             fields += [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
@@ -109,6 +115,25 @@ async def read_to_eof(stream: trio.SocketStream) -> bytes:
     return bytes(received)
 
 
+class Notes:
+    """What ``/dms/test/note`` was sent, in order; :meth:`wait_for` waits for more."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self._changed = trio.Event()
+
+    def add(self, item: Any) -> None:
+        self.items.append(item)
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_for(self, count: int) -> list[Any]:
+        with trio.fail_after(WAIT):
+            while len(self.items) < count:
+                await self._changed.wait()
+        return self.items
+
+
 @dataclass
 class Api:
     """A running node and its API."""
@@ -117,7 +142,7 @@ class Api:
     url: str
     client: Client
     user: Identity
-    notes: list[Any]
+    notes: Notes
 
 
 def node_config() -> Config:
@@ -126,13 +151,13 @@ def node_config() -> Config:
     return config
 
 
-def extra_behaviours(notes: list[Any]) -> Callable[[Actor], None]:
+def extra_behaviours(notes: Notes) -> Callable[[Actor], None]:
     """Behaviours the tests call through the gateway, on the root actor."""
 
     def register(actor: Actor) -> None:
         @actor.on("/dms/test/note")
         async def note(ctx: Context, body: Any) -> None:
-            notes.append(body)
+            notes.add(body)
 
         @actor.on("/dms/test/echo")
         async def echo(ctx: Context, body: Any) -> Any:
@@ -150,12 +175,16 @@ def extra_behaviours(notes: list[Any]) -> Callable[[Actor], None]:
 
 
 @contextlib.asynccontextmanager
-async def running_node(user: Identity, notes: list[Any]) -> AsyncIterator[Node]:
+async def running_node(user: Identity, notes: Notes | None = None) -> AsyncIterator[Node]:
     identity = Identity.generate()
     trust = TrustContext(identity)
     trust.add_root(user.did)
     node = Node(
-        node_config(), identity, trust, extra_behaviours=extra_behaviours(notes), plugins=False
+        node_config(),
+        identity,
+        trust,
+        extra_behaviours=extra_behaviours(notes or Notes()),
+        plugins=False,
     )
     async with node.running():
         yield node
@@ -176,7 +205,7 @@ def user() -> Identity:
 
 @pytest.fixture
 async def api(user: Identity) -> AsyncIterator[Api]:
-    notes: list[Any] = []
+    notes = Notes()
     async with (
         running_node(user, notes) as node,
         serving(node, keep_alive_timeout=0.5, graceful_timeout=1.0) as url,

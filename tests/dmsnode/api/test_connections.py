@@ -32,9 +32,7 @@ def response_of(received: bytes) -> tuple[int, dict[str, str], bytes]:
 
 
 async def test_connection_close_on_http11_is_honoured(api: Api) -> None:
-    received = await api.client.raw(
-        b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
+    received = await api.client.raw(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     status, headers, body = response_of(received)
     assert status == 200
     assert headers["connection"].lower() == "close"
@@ -78,7 +76,7 @@ async def test_an_idle_keep_alive_connection_is_closed_after_the_timeout(api: Ap
 async def test_cancelling_closes_idle_connections_and_stops_listening(user: Identity) -> None:
     """Stopping gracefully: an idle keep-alive connection sees EOF, the port is closed, and
     node.api_url is cleared. The keep-alive timeout is long, so only the stop can close it."""
-    async with running_node(user, []) as node:
+    async with running_node(user) as node:
         async with trio.open_nursery() as nursery:
             url = await nursery.start(_serve, node, {"keep_alive_timeout": 60.0})
             assert node.api_url == url
@@ -94,7 +92,7 @@ async def test_cancelling_closes_idle_connections_and_stops_listening(user: Iden
                     nursery.cancel_scope.cancel()
                     assert await read_to_eof(stream) == b""
         assert node.api_url is None
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match=port):
             await trio.open_tcp_stream(host, int(port))
 
 
@@ -108,7 +106,7 @@ async def test_a_taken_port_is_an_api_error_naming_the_address(user: Identity) -
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        async with running_node(user, []) as node:
+        async with running_node(user) as node:
             with pytest.raises(ApiError, match=rf"127\.0\.0\.1:{port}") as raised:
                 await serve_api(node, "127.0.0.1", port)
             assert "rest.port" in str(raised.value)
@@ -118,7 +116,7 @@ async def test_a_taken_port_is_an_api_error_naming_the_address(user: Identity) -
 
 
 async def test_the_bound_url_is_reported(user: Identity) -> None:
-    async with running_node(user, []) as node, serving(node) as url:
+    async with running_node(user) as node, serving(node) as url:
         host, port = url.removeprefix("http://").rsplit(":", 1)
         assert host == "127.0.0.1"
         assert int(port) > 0

@@ -10,7 +10,7 @@ import trio.testing
 from nuactor import Identity
 from nuactor._envelope import now_ms
 
-from .conftest import Api, b64, envelope, running_node
+from .conftest import Api, Notes, b64, envelope, running_node
 
 INVOKE = "/api/v1/actor/invoke"
 SEND = "/api/v1/actor/send"
@@ -92,10 +92,7 @@ async def test_send_is_accepted_and_the_behaviour_runs(api: Api) -> None:
     accepted = reply.json()
     assert accepted["accepted"] is True
     assert len(accepted["id"]) == 32
-    with trio.fail_after(5):
-        while not api.notes:
-            await trio.testing.wait_all_tasks_blocked()
-    assert api.notes == [{"n": 7}]
+    assert await api.notes.wait_for(1) == [{"n": 7}]
 
 
 async def test_broadcast_is_accepted(api: Api) -> None:
@@ -147,7 +144,7 @@ async def test_an_invoke_must_ask_for_its_reply_here(api: Api) -> None:
     assert reply.status == 400
     assert reply.json()["error"] == "BadRequest"
     assert "/api/v1/actor/send" in reply.json()["detail"]
-    assert api.notes == []  # refused before delivery
+    assert api.notes.items == []  # refused before delivery
 
 
 async def test_envelopes_must_fit_the_route(api: Api) -> None:
@@ -167,11 +164,16 @@ async def test_envelopes_must_fit_the_route(api: Api) -> None:
     assert reply.status == 400
     assert "'topic'" in reply.json()["detail"]
     await trio.testing.wait_all_tasks_blocked()
-    assert api.notes == []
+    assert api.notes.items == []
 
 
 async def test_the_invoke_timeout_is_checked(api: Api) -> None:
-    for timeout, says in ((0, "more than 0"), (301, "at most 300"), ("5", "a number"), (True, "a number")):
+    for timeout, says in (
+        (0, "more than 0"),
+        (301, "at most 300"),
+        ("5", "a number"),
+        (True, "a number"),
+    ):
         body = invoke_body(api, "/dms/test/echo") | {"timeout": timeout}
         reply = await api.client.post(INVOKE, body)
         assert reply.status == 400, timeout
@@ -195,28 +197,27 @@ async def test_the_envelope_field_is_checked(api: Api) -> None:
 
 
 async def test_invoke_relayed_to_a_second_node(api: Api) -> None:
-    notes: list[Any] = []
+    notes = Notes()
     async with running_node(api.user, notes) as other:
         did = await api.node.network.connect(other.network.addresses[0])
         assert did == other.did
-        reply = await api.client.post(INVOKE, invoke_body(api, "/dms/test/echo", "far", to=other.did))
+        reply = await api.client.post(
+            INVOKE, invoke_body(api, "/dms/test/echo", "far", to=other.did)
+        )
         assert reply.status == 200
         assert reply.json() == {"result": {"echo": "far", "caller": api.user.did}}
         assert api.node.system.counters["envelopes_relayed"] == 1
 
         send = envelope(api.user, other.did, "/dms/test/note", "there")
         assert (await api.client.post(SEND, {"envelope": b64(send)})).status == 202
-        with trio.fail_after(5):
-            while not notes:
-                await trio.sleep(0.01)
-        assert notes == ["there"]
+        assert await notes.wait_for(1) == ["there"]
 
 
 async def test_the_second_node_decides_authorisation(api: Api) -> None:
     """The user is root on both nodes, but a stranger only reaches the second through the
     first's gateway: the second node refuses it, and the gateway says so."""
     stranger = Identity.generate()
-    async with running_node(api.user, []) as other:
+    async with running_node(api.user) as other:
         await api.node.network.connect(other.network.addresses[0])
         body = invoke_body(api, "/dms/test/echo", to=other.did, signer=stranger)
         reply = await api.client.post(INVOKE, body)
