@@ -404,12 +404,19 @@ def _paths() -> dict[str, Any]:
         "/api/v1/events": _get(
             "events",
             "observability",
-            "The node's event log, oldest first",
-            _json(_ref("Events"), "Events after `since`."),
+            "The node's event log, in id order",
+            _json(
+                _ref("Events"),
+                "With `since`, the first `limit` events after it; without, the newest `limit`.",
+            ),
             "BadRequest",
             "Unavailable",
             parameters=[
-                _query("since", {"type": "integer", "minimum": 0}, "Only events with a larger id."),
+                _query(
+                    "since",
+                    {"type": "integer", "minimum": 0},
+                    "Only events with a larger id (a cursor: pass the last `next_since`).",
+                ),
                 _query("kind", {"type": "string"}, "Only events of this kind."),
                 _query(
                     "limit",

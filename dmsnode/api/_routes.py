@@ -37,11 +37,12 @@ class MetricsSource(Protocol):
 
 
 class EventSource(Protocol):
-    """What ``/api/v1/events`` needs of ``node.events``: events after ``since_id``, oldest
-    first, each with ``id``, ``ts_ms``, ``kind``, ``level`` and ``data``."""
+    """What ``/api/v1/events`` needs of ``node.events``: events in id order (the first
+    ``limit`` after ``since_id``, else the newest ``limit``), each with ``id``, ``ts_ms``,
+    ``kind``, ``level`` and ``data``."""
 
     async def list(
-        self, since_id: int | None = None, kind: str | None = None, limit: int = 100
+        self, *, since_id: int | None = None, kind: str | None = None, limit: int = 100
     ) -> Sequence[Any]: ...
 
 

@@ -28,7 +28,7 @@ class FakeEvents:
         self.calls: list[dict[str, Any]] = []
 
     async def list(
-        self, since_id: int | None = None, kind: str | None = None, limit: int = 100
+        self, *, since_id: int | None = None, kind: str | None = None, limit: int = 100
     ) -> list[FakeEvent]:
         self.calls.append({"since_id": since_id, "kind": kind, "limit": limit})
         rows = [r for r in self.rows if (since_id is None or r.id > since_id)]
