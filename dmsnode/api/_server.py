@@ -95,6 +95,8 @@ async def serve_api(
         sock.close()
         raise
     # Hypercorn takes the bound socket by descriptor and owns it from here (it closes it).
+    # It adopts the descriptor right after the app's lifespan start-up, which cannot fail
+    # for this app (it has no start-up hooks), so the descriptor is never orphaned.
     config.bind = [f"fd://{sock.detach()}"]
     stop = trio.Event()
     server_scope = trio.CancelScope(shield=True)
@@ -103,7 +105,9 @@ async def serve_api(
         # Shielded: the caller's cancellation becomes ``stop`` (a graceful shutdown), and the
         # scope's deadline, set then, bounds how long that may take.
         with server_scope:
-            await serve(app, config, shutdown_trigger=stop.wait, task_status=task_status)
+            await serve(
+                app, config, shutdown_trigger=stop.wait, task_status=task_status, mode="asgi"
+            )
         if not stop.is_set():
             raise ApiError(f"the REST API server at {url} stopped on its own")
 
