@@ -68,9 +68,10 @@ async def run_daemon(
                         {"plugin": plugin.name, "error": plugin.error},
                         level="error",
                     )
-            await node.record("node.started", info)
-            on_ready(info)
+            # Catch the signals before saying "ready", so a prompt SIGTERM still stops cleanly.
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                await node.record("node.started", info)
+                on_ready(info)
                 async for received in signals:
                     log.info("stopping on %s", signal.Signals(received).name)
                     break

@@ -29,8 +29,11 @@ async def run_demo(say: Say) -> None:
             say(f"   {node.name}: {node.did}")
         say(f"   operator (the 'user' key in node-a's home): {operator}")
 
-        say("2. trust: each node anchors the operator as root ('dmsnode cap anchor --root')")
+        say(
+            "2. trust: each node anchors the operator as root ('dmsnode cap new', 'cap anchor --root')"
+        )
         for node in (a, b, c):
+            await net.cli(node, "cap", "new", "dms")
             await net.cli(node, "cap", "anchor", "-c", "dms", "--root", operator)
 
         say("3. starting three 'dmsnode run' processes (b and c bootstrap from a)")

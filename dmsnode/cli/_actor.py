@@ -9,7 +9,15 @@ import click
 
 from ._app import App, pass_app
 from ._gateway import client, gateway_options, signer
-from ._output import print_json
+from ._output import json_option, print_json
+
+
+def _print(data: Any, as_json: bool) -> None:
+    """A reply body: indented for people, one compact line with --json."""
+    if as_json:
+        click.echo(json.dumps(data, separators=(",", ":"), sort_keys=True, default=str))
+    else:
+        print_json(data)
 
 
 def _body(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -46,6 +54,7 @@ def actor() -> None:
 @click.argument("behaviour")
 @_target_options
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait.")
+@json_option
 @gateway_options
 @pass_app
 def actor_invoke(
@@ -55,6 +64,7 @@ def actor_invoke(
     actor: str,
     body: Any,
     timeout: float,
+    as_json: bool,
     api: str | None,
     key_name: str,
 ) -> None:
@@ -71,16 +81,24 @@ def actor_invoke(
         trust=trust,
         ttl_ms=int(timeout * 1000),
     )
-    print_json(node.invoke(envelope, timeout=timeout))
+    _print(node.invoke(envelope, timeout=timeout), as_json)
 
 
 @actor.command("send")
 @click.argument("behaviour")
 @_target_options
+@json_option
 @gateway_options
 @pass_app
 def actor_send(
-    app: App, behaviour: str, to: str | None, actor: str, body: Any, api: str | None, key_name: str
+    app: App,
+    behaviour: str,
+    to: str | None,
+    actor: str,
+    body: Any,
+    as_json: bool,
+    api: str | None,
+    key_name: str,
 ) -> None:
     """Send BEHAVIOUR without waiting for a reply."""
     node = client(app, api)
@@ -88,26 +106,24 @@ def actor_send(
     accepted = node.send(
         node.envelope(identity, behaviour, body, to=to, actor=actor, reply=False, trust=trust)
     )
-    print_json(accepted)
+    _print(accepted, as_json)
 
 
 @actor.command("broadcast")
 @click.argument("behaviour")
 @click.option("--topic", required=True, help="The gossip topic, such as /nunet/hello.")
 @click.option("--body", callback=_body, help="The body, as JSON.")
+@json_option
 @gateway_options
 @pass_app
 def actor_broadcast(
-    app: App, behaviour: str, topic: str, body: Any, api: str | None, key_name: str
+    app: App, behaviour: str, topic: str, body: Any, as_json: bool, api: str | None, key_name: str
 ) -> None:
     """Broadcast BEHAVIOUR on TOPIC to every subscribed node."""
     node = client(app, api)
     identity, trust = signer(app, key_name)
-    print_json(
-        node.broadcast(
-            node.envelope(identity, behaviour, body, reply=False, topic=topic, trust=trust)
-        )
-    )
+    envelope = node.envelope(identity, behaviour, body, reply=False, topic=topic, trust=trust)
+    _print(node.broadcast(envelope), as_json)
 
 
 # NuNet's CLI calls it ``actor cmd``: the same command under that name.
