@@ -68,15 +68,23 @@ class LocalNode:
 class LocalNet:
     """Prepare, start and stop local nodes under ``root``."""
 
-    def __init__(self, root: Path, *, passphrase: str = "local-demo-passphrase") -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        passphrase: str = "local-demo-passphrase",
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.root = root
         self.passphrase = passphrase
+        self.extra_env = dict(extra_env or {})
         self.nodes: list[LocalNode] = []
 
     @property
     def env(self) -> dict[str, str]:
         env = {**os.environ, "DMS_PASSPHRASE": self.passphrase, "HOME": str(self.root)}
         env.pop("BOOTSTRAP_PEERS", None)
+        env.update(self.extra_env)
         return env
 
     def prepare(
