@@ -68,7 +68,14 @@ def actor_invoke(
     api: str | None,
     key_name: str,
 ) -> None:
-    """Invoke BEHAVIOUR and print the reply (JSON)."""
+    """Invoke BEHAVIOUR and print the reply (JSON).
+
+    \b
+    Examples:
+      dmsnode actor invoke /dms/node/status
+      dmsnode actor invoke /public/hello --to did:key:z6Mk...
+      dmsnode actor cmd /dms/node/peers/ping --body '{"did": "did:key:z6Mk..."}' --json
+    """
     node = client(app, api)
     identity, trust = signer(app, key_name)
     envelope = node.envelope(
@@ -100,7 +107,12 @@ def actor_send(
     api: str | None,
     key_name: str,
 ) -> None:
-    """Send BEHAVIOUR without waiting for a reply."""
+    """Send BEHAVIOUR without waiting for a reply.
+
+    \b
+    Examples:
+      dmsnode actor send /dms/node/peers/connect --body '{"address": "/ip4/10.0.0.2/tcp/9000"}'
+    """
     node = client(app, api)
     identity, trust = signer(app, key_name)
     accepted = node.send(
@@ -119,7 +131,13 @@ def actor_send(
 def actor_broadcast(
     app: App, behaviour: str, topic: str, body: Any, as_json: bool, api: str | None, key_name: str
 ) -> None:
-    """Broadcast BEHAVIOUR on TOPIC to every subscribed node."""
+    """Broadcast BEHAVIOUR on TOPIC to every subscribed node.
+
+    \b
+    Examples:
+      dmsnode actor broadcast /broadcast/hello --topic /nunet/hello
+      dmsnode actor broadcast /broadcast/hello --topic /nunet/hello --body '{"note": "hi"}'
+    """
     node = client(app, api)
     identity, trust = signer(app, key_name)
     envelope = node.envelope(identity, behaviour, body, reply=False, topic=topic, trust=trust)

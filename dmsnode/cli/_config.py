@@ -53,6 +53,12 @@ def config_get(app: App, key: str | None, as_json: bool) -> None:
 
     Values are the ones in effect: defaults, then the file, then the environment. With --json
     the value itself is printed as JSON.
+
+    \b
+    Examples:
+      dmsnode config get rest.port
+      dmsnode config get p2p --json
+      dmsnode config get
     """
     cfg = app.config
     if key is None:
@@ -96,6 +102,12 @@ def config_set(app: App, key: str, value: str, as_json: bool) -> None:
 
     VALUE is read as JSON when it parses (9998, true, ["a", "b"]) and as a string otherwise.
     An unknown key or a value of the wrong type is refused and the file left as it was.
+
+    \b
+    Examples:
+      dmsnode config set rest.port 9998
+      dmsnode config set p2p.bootstrap_peers '["/ip4/10.0.0.2/tcp/9000"]'
+      dmsnode config set observability.log_level debug
     """
     cfg = Config.load(app.config_path, missing_ok=True)
     parsed = parse_value(key, value)
@@ -112,7 +124,12 @@ def config_set(app: App, key: str, value: str, as_json: bool) -> None:
 @json_option
 @pass_app
 def config_unset(app: App, key: str, as_json: bool) -> None:
-    """Remove KEY from the configuration file, so that its default applies again."""
+    """Remove KEY from the configuration file, so that its default applies again.
+
+    \b
+    Examples:
+      dmsnode config unset rest.port
+    """
     cfg = Config.load(app.config_path, missing_ok=True)
     cfg.unset(key)
     path = cfg.save_path
@@ -128,7 +145,12 @@ def config_unset(app: App, key: str, as_json: bool) -> None:
 @json_option
 @pass_app
 def config_path(app: App, as_json: bool) -> None:
-    """Print the configuration file in use (which 'set' and 'edit' change)."""
+    """Print the configuration file in use (which 'set' and 'edit' change).
+
+    \b
+    Examples:
+      dmsnode config path
+    """
     path = config_file_in_use(app.config_path)
     if as_json:
         print_json({"path": str(path), "exists": path.is_file()})
@@ -144,6 +166,11 @@ def config_edit(app: App) -> None:
     The editor works on a copy. If the result is not a valid configuration, what is wrong is
     shown and you may edit again; if you decline, the file is left as it was and your edit is
     kept in the copy, whose name is printed.
+
+    \b
+    Examples:
+      EDITOR=nano dmsnode config edit
+      dmsnode --config ./node1.json config edit
     """
     editor = os.environ.get("EDITOR", "").strip()
     if not editor:

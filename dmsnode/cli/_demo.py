@@ -10,8 +10,14 @@ from ..demo import run_demo
 
 @click.command()
 def demo() -> None:
-    """Start two local nodes and show one signed message going from one to the other.
+    """Start three real nodes on loopback and show them work together.
 
-    Nothing is written to disk and nothing is left running.
+    Fresh keys in a temporary directory, trust set up with the 'cap' commands, three
+    'dmsnode run' processes, a peer list, a hello broadcast and a refused call. Everything is
+    stopped and removed at the end; nothing is written elsewhere.
+
+    \b
+    Examples:
+      dmsnode demo
     """
     trio.run(run_demo, click.echo)

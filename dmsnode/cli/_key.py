@@ -31,6 +31,12 @@ def key_new(app: App, name: str, force: bool, as_json: bool) -> None:
     """Create the key NAME and print its DID.
 
     The passphrase comes from DMS_PASSPHRASE, else it is asked for twice.
+
+    \b
+    Examples:
+      dmsnode key new dms
+      dmsnode key new user --force
+      DMS_PASSPHRASE=... dmsnode key new dms --json
     """
     store = app.keystore
     store.path(name)  # refuse a bad name before asking for a passphrase
@@ -49,7 +55,13 @@ def key_new(app: App, name: str, force: bool, as_json: bool) -> None:
 @json_option
 @pass_app
 def key_list(app: App, as_json: bool) -> None:
-    """List the keys in the keystore with their DIDs."""
+    """List the keys in the keystore with their DIDs.
+
+    \b
+    Examples:
+      dmsnode key list
+      dmsnode --user-dir /srv/node1 key list --json
+    """
     keys = app.keystore.list()
     if as_json:
         print_json([{"name": k.name, "did": k.did, "path": str(k.path)} for k in keys])
@@ -70,6 +82,11 @@ def key_did(app: App, name: str, as_json: bool) -> None:
 
     The key is decrypted (so the passphrase is needed): the DID printed is the one of the key
     itself, not a label in the file that anyone could edit. 'key list' shows the labels.
+
+    \b
+    Examples:
+      dmsnode key did dms
+      dmsnode key did user --json
     """
     did = app.keystore.load(name, passphrase(confirm=False)).did
     if as_json:

@@ -43,7 +43,14 @@ def peers() -> None:
 @gateway_options
 @pass_app
 def peers_list(app: App, as_json: bool, api: str | None, key_name: str) -> None:
-    """The peers the node knows, connected ones first."""
+    """The peers the node knows, connected ones first.
+
+    \b
+    Examples:
+      dmsnode peers list
+      dmsnode peers list --json
+      dmsnode peers list --api http://127.0.0.1:9998
+    """
     rows = _call(app, api, key_name, "/dms/node/peers/list")
     if as_json:
         print_json(rows)
@@ -70,7 +77,12 @@ def peers_list(app: App, as_json: bool, api: str | None, key_name: str) -> None:
 @gateway_options
 @pass_app
 def peers_self(app: App, as_json: bool, api: str | None, key_name: str) -> None:
-    """This node's DID and addresses."""
+    """This node's DID and addresses.
+
+    \b
+    Examples:
+      dmsnode peers self
+    """
     me = _call(app, api, key_name, "/dms/node/peers/self")
     if as_json:
         print_json(me)
@@ -86,7 +98,12 @@ def peers_self(app: App, as_json: bool, api: str | None, key_name: str) -> None:
 @gateway_options
 @pass_app
 def peers_ping(app: App, did: str, as_json: bool, api: str | None, key_name: str) -> None:
-    """Measure the round trip to the peer DID."""
+    """Measure the round trip to the peer DID.
+
+    \b
+    Examples:
+      dmsnode peers ping did:key:z6Mk...
+    """
     result = _call(app, api, key_name, "/dms/node/peers/ping", {"did": did})
     if as_json:
         print_json(result)
@@ -100,7 +117,13 @@ def peers_ping(app: App, did: str, as_json: bool, api: str | None, key_name: str
 @gateway_options
 @pass_app
 def peers_connect(app: App, address: str, as_json: bool, api: str | None, key_name: str) -> None:
-    """Connect to the node at ADDRESS (a multiaddr)."""
+    """Connect to the node at ADDRESS (a multiaddr).
+
+    \b
+    Examples:
+      dmsnode peers connect /ip4/127.0.0.1/tcp/9000
+      dmsnode peers connect /ip4/10.0.0.2/tcp/9000/p2p/did:key:z6Mk...
+    """
     result = _call(app, api, key_name, "/dms/node/peers/connect", {"address": address})
     if as_json:
         print_json(result)
