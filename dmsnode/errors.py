@@ -9,11 +9,20 @@ from __future__ import annotations
 __all__ = [
     "ApiError",
     "BadRequest",
+    "CommitmentExpired",
     "ConfigError",
     "DmsError",
+    "DuplicateAllocation",
+    "LedgerError",
     "NodeUnreachable",
+    "NotEnoughResources",
+    "NotOnboarded",
+    "OffboardRefused",
+    "OnboardingRefused",
+    "PortUnavailable",
     "RequestRefused",
     "StoreError",
+    "UnknownAllocation",
 ]
 
 
@@ -52,3 +61,42 @@ class RequestRefused(DmsError):
         self.status = status
         self.error = error
         self.detail = detail
+
+
+class OnboardingRefused(DmsError):
+    """An onboarding request breaks a limit (cores, RAM, GPUs, disk, what is in use); the message
+    names every limit it broke."""
+
+
+class LedgerError(DmsError):
+    """The resource ledger refused an operation; subclasses say why."""
+
+
+class NotOnboarded(LedgerError):
+    """The node has no onboarded share, so nothing can be committed, allocated or offboarded."""
+
+
+class OffboardRefused(LedgerError):
+    """Offboarding while allocations exist, without ``force``; the allocations are counted."""
+
+
+class NotEnoughResources(LedgerError):
+    """A commitment does not fit in the free share; the message names what was short, what was
+    asked and what is free."""
+
+
+class PortUnavailable(LedgerError):
+    """A public port cannot be reserved: outside ``job.port_range``, already booked, or too few
+    free ports for the dynamic ones asked; the port or the range is named."""
+
+
+class UnknownAllocation(LedgerError):
+    """No commitment or allocation has this id (an expired commitment is gone); the id is named."""
+
+
+class DuplicateAllocation(LedgerError):
+    """The id is already committed or allocated; the id is named."""
+
+
+class CommitmentExpired(LedgerError):
+    """A commitment's TTL passed before it was allocated; its resources are free again."""
