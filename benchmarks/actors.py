@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import pykka
 import trio
@@ -39,7 +39,7 @@ class Pong(Actor):
         self.received += 1
 
 
-class PykkaPong(pykka.ThreadingActor):  # type: ignore[misc]
+class PykkaPong(pykka.ThreadingActor):
     def __init__(self) -> None:
         super().__init__()
         self.received = 0
@@ -128,10 +128,10 @@ async def main() -> None:
                     pykka_ref.ask("ping")
 
             def pykka_tell(n: int) -> None:
-                before = pykka_ref.ask("count")
+                before = cast(int, pykka_ref.ask("count"))
                 for i in range(n):
                     pykka_ref.tell(i)
-                assert pykka_ref.ask("count") == before + n
+                assert cast(int, pykka_ref.ask("count")) == before + n
 
             for index in range(ROUNDS):
                 # Alternate the order each round so drift on a shared machine cancels out.

@@ -76,4 +76,3 @@ def test_plugins_load_under_their_namespace(
     assert {"/plugins/good/greet", "/plugins/good/deep/path"} <= behaviours
     assert "/plugins/greedy/ok" not in behaviours  # all or nothing
     assert built.root.behaviours["/dms/node/status"].handler.__name__ == "status"
-
