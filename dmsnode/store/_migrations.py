@@ -30,8 +30,50 @@ CREATE TABLE kv (
 ) WITHOUT ROWID;
 """
 
+_V2: Final = """
+CREATE TABLE onboarding (
+    id INTEGER PRIMARY KEY CHECK (id = 1),  -- one row: the share of the machine onboarded
+    cpu_millicores INTEGER NOT NULL CHECK (cpu_millicores >= 0),  -- cores in thousandths
+    cpu_hz INTEGER NOT NULL CHECK (cpu_hz >= 0),
+    ram INTEGER NOT NULL CHECK (ram >= 0),                        -- bytes
+    disk INTEGER NOT NULL CHECK (disk >= 0),                      -- bytes
+    gpus TEXT NOT NULL,                     -- JSON list of whole GPUs (Gpu.to_dict())
+    onboarded_at REAL NOT NULL              -- Unix time, seconds
+);
+
+CREATE TABLE allocations (
+    alloc_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN ('committed', 'allocated')),
+    cpu_millicores INTEGER NOT NULL CHECK (cpu_millicores >= 0),
+    cpu_hz INTEGER NOT NULL CHECK (cpu_hz >= 0),
+    ram INTEGER NOT NULL CHECK (ram >= 0),
+    disk INTEGER NOT NULL CHECK (disk >= 0),
+    created_at REAL NOT NULL,               -- Unix time, seconds
+    expires_at REAL,                        -- a commitment's end (Unix time); NULL once allocated
+    allocated_at REAL,                      -- NULL while committed
+    CHECK ((state = 'committed') = (expires_at IS NOT NULL AND allocated_at IS NULL)),
+    CHECK ((state = 'allocated') = (expires_at IS NULL AND allocated_at IS NOT NULL))
+) WITHOUT ROWID;
+CREATE INDEX allocations_expiry ON allocations (expires_at) WHERE state = 'committed';
+
+CREATE TABLE allocation_gpus (
+    gpu TEXT PRIMARY KEY,                   -- vendor:index; the key makes a GPU held at most once
+    alloc_id TEXT NOT NULL REFERENCES allocations (alloc_id) ON DELETE CASCADE,
+    device TEXT NOT NULL                    -- JSON (Gpu.to_dict())
+) WITHOUT ROWID;
+CREATE INDEX allocation_gpus_alloc ON allocation_gpus (alloc_id);
+
+CREATE TABLE allocation_ports (
+    port INTEGER PRIMARY KEY CHECK (port BETWEEN 1 AND 65535),  -- booked at most once
+    alloc_id TEXT NOT NULL REFERENCES allocations (alloc_id) ON DELETE CASCADE,
+    dynamic INTEGER NOT NULL CHECK (dynamic IN (0, 1))          -- picked by the node, or asked
+);
+CREATE INDEX allocation_ports_alloc ON allocation_ports (alloc_id);
+"""
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "events and a key-value table for small node state", (_V1,)),
+    Migration(2, "the resource ledger: onboarding, commitments and allocations", (_V2,)),
 )
 
 #: The schema version this code creates and understands.
