@@ -3,6 +3,41 @@
 
 from __future__ import annotations
 
+from ..errors import (
+    CommitmentExpired,
+    DuplicateAllocation,
+    LedgerError,
+    NotEnoughResources,
+    NotOnboarded,
+    OffboardRefused,
+    OnboardingRefused,
+    PortUnavailable,
+    UnknownAllocation,
+)
+from ._ledger import Allocation, Clock, Commitment, Ledger, LedgerState
 from ._model import VENDORS, Gpu, Resources, Vendor
+from ._onboarding import check_onboarding
+from ._ports import PortRequest
 
-__all__ = ["VENDORS", "Gpu", "Resources", "Vendor"]
+__all__ = [
+    "VENDORS",
+    "Allocation",
+    "Clock",
+    "Commitment",
+    "CommitmentExpired",
+    "DuplicateAllocation",
+    "Gpu",
+    "Ledger",
+    "LedgerError",
+    "LedgerState",
+    "NotEnoughResources",
+    "NotOnboarded",
+    "OffboardRefused",
+    "OnboardingRefused",
+    "PortRequest",
+    "PortUnavailable",
+    "Resources",
+    "UnknownAllocation",
+    "Vendor",
+    "check_onboarding",
+]
