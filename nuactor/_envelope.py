@@ -121,22 +121,23 @@ class Envelope:
         id: bytes | None = None,
     ) -> Envelope:
         """A new, unsigned envelope with a random id, issued now and expiring ``ttl_ms`` later."""
-        iat = now_ms() if now is None else now
+        iat = time.time_ns() // 1_000_000 if now is None else now
         if ttl_ms <= 0:
             raise ValueError("ttl_ms must be positive")
+        # Positional and without needless copies: this runs for every message sent.
         return cls(
-            id=os.urandom(_ID_LEN) if id is None else id,
-            sender=sender,
-            to=to,
-            beh=beh,
-            body=body,
-            iat=iat,
-            exp=iat + ttl_ms,
-            re=re,
-            cor=cor,
-            topic=topic,
-            prf=tuple(prf),
-            tok=tuple(tok),
+            os.urandom(_ID_LEN) if id is None else id,
+            sender,
+            to,
+            beh,
+            body,
+            iat,
+            iat + ttl_ms,
+            re,
+            cor,
+            topic,
+            prf if type(prf) is tuple else tuple(prf),
+            tok if type(tok) is tuple else tuple(tok),
         )
 
     @property
