@@ -14,10 +14,12 @@ from ..errors import (
     PortUnavailable,
     UnknownAllocation,
 )
+from ._hardware import Hardware, Usage, detect_hardware, usage
 from ._ledger import Allocation, Clock, Commitment, Ledger, LedgerState
 from ._model import VENDORS, Gpu, Resources, Vendor
 from ._onboarding import check_onboarding
 from ._ports import PortRequest
+from ._units import format_bytes, format_cores, format_hz, parse_bytes, parse_hz
 
 __all__ = [
     "VENDORS",
@@ -27,6 +29,7 @@ __all__ = [
     "CommitmentExpired",
     "DuplicateAllocation",
     "Gpu",
+    "Hardware",
     "Ledger",
     "LedgerError",
     "LedgerState",
@@ -38,6 +41,14 @@ __all__ = [
     "PortUnavailable",
     "Resources",
     "UnknownAllocation",
+    "Usage",
     "Vendor",
     "check_onboarding",
+    "detect_hardware",
+    "format_bytes",
+    "format_cores",
+    "format_hz",
+    "parse_bytes",
+    "parse_hz",
+    "usage",
 ]
