@@ -126,4 +126,5 @@ def _format(n: int, base: int, steps: tuple[str, ...]) -> str:
     while step < len(steps) - 1 and float(f"{value:.3g}") >= 1000:
         value /= base
         step += 1
-    return f"{sign}{value:.3g} {steps[step]}"
+    number = f"{value:.3g}" if value < 999.5 else f"{value:.0f}"  # past the largest unit
+    return f"{sign}{number} {steps[step]}"
