@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ._model import Gpu
-from ._probe import UnexpectedOutput, run_tool
+from ._probe import UnexpectedOutput, count, run_tool
 
 __all__ = ["COMMAND", "parse_rocm_smi", "probe"]
 
@@ -42,8 +42,8 @@ def parse_rocm_smi(text: str) -> list[Gpu]:
         return []
     try:
         document = json.loads(text[start:])
-    except json.JSONDecodeError as exc:
-        raise UnexpectedOutput(f"{TOOL} printed malformed JSON ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:
+        raise UnexpectedOutput(f"{TOOL} printed malformed JSON ({exc})") from None
     if not isinstance(document, dict):
         raise UnexpectedOutput(f"{TOOL} printed JSON that is not an object")
     gpus = []
@@ -53,7 +53,7 @@ def parse_rocm_smi(text: str) -> list[Gpu]:
             continue  # "system" and anything else that is not a card
         if not isinstance(card, dict):
             raise UnexpectedOutput(f"{TOOL}: {key} is not an object")
-        gpus.append(_gpu(int(match.group(1)), key, card))
+        gpus.append(_gpu(count(match.group(1), f"{TOOL}: {key}"), key, card))
     return sorted(gpus, key=lambda g: g.index)
 
 
@@ -94,9 +94,7 @@ def _vram(key: str, fields: Mapping[str, Any]) -> int:
         text = str(value).strip()
         if text in _NOT_AVAILABLE:
             return 0
-        if not text.isascii() or not text.isdigit():
-            raise UnexpectedOutput(f"{TOOL}: {key} VRAM total {value!r} is not a number")
-        return int(text) * _UNIT[match.group(1)]
+        return count(text, f"{TOOL}: {key} VRAM total") * _UNIT[match.group(1)]
     return 0
 
 

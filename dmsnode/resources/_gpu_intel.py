@@ -16,7 +16,7 @@ from typing import Any, Final
 import trio
 
 from ._model import Gpu
-from ._probe import ToolFailed, UnexpectedOutput, run_tool
+from ._probe import ToolFailed, UnexpectedOutput, count, run_tool
 
 __all__ = ["LIST_COMMAND", "parse_xpu_smi_device", "parse_xpu_smi_discovery", "probe"]
 
@@ -50,17 +50,15 @@ def parse_xpu_smi_device(text: str) -> Gpu:
     size = device.get("memory_physical_size_byte")
     if isinstance(size, bool) or not isinstance(size, str | int):
         raise UnexpectedOutput(f"{TOOL} device: no memory_physical_size_byte")
-    digits = str(size).strip()
-    if not digits.isascii() or not digits.isdigit():
-        raise UnexpectedOutput(f"{TOOL} device: memory_physical_size_byte {size!r} is not bytes")
-    return _gpu(device, "device", vram=int(digits))
+    vram = count(str(size), f"{TOOL} device: memory_physical_size_byte")
+    return _gpu(device, "device", vram=vram)
 
 
 def _object(text: str, what: str) -> Mapping[str, Any]:
     try:
         document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UnexpectedOutput(f"{TOOL} {what}: malformed JSON ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:
+        raise UnexpectedOutput(f"{TOOL} {what}: malformed JSON ({exc})") from None
     if not isinstance(document, dict):
         raise UnexpectedOutput(f"{TOOL} {what}: the JSON is not an object")
     if "error" in document:
@@ -120,7 +118,7 @@ def _error(stdout: str) -> str:
     """The ``error`` xpu-smi reports in its JSON, if it does (else "")."""
     try:
         document = json.loads(stdout)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         return ""
     error = document.get("error") if isinstance(document, dict) else None
     return str(error) if error is not None else ""

@@ -12,7 +12,7 @@ import re
 from typing import Final
 
 from ._model import Gpu
-from ._probe import UnexpectedOutput, run_tool
+from ._probe import UnexpectedOutput, count, run_tool
 
 __all__ = ["COMMAND", "parse_nvidia_smi", "probe"]
 
@@ -48,13 +48,11 @@ def _parse_line(number: int, line: str) -> Gpu:
         raise UnexpectedOutput(f"{TOOL} line {number} is not 'index, uuid, name, memory': {line!r}")
     # A name with a comma in it would split in two: the name is whatever lies between.
     index, uuid, name, memory = fields[0], fields[1], ", ".join(fields[2:-1]), fields[-1]
-    if not index.isascii() or not index.isdigit():
-        raise UnexpectedOutput(f"{TOOL} line {number}: index {index!r} is not a number")
     if not name:
         raise UnexpectedOutput(f"{TOOL} line {number}: the GPU has no name")
     return Gpu(
         vendor="nvidia",
-        index=int(index),
+        index=count(index, f"{TOOL} line {number}: the index"),
         model=name,
         vram=_vram(number, memory),
         uuid="" if uuid in _NOT_AVAILABLE else uuid,
@@ -67,7 +65,7 @@ def _vram(number: int, memory: str) -> int:
     match = _MEMORY.fullmatch(memory)
     if match is None:
         raise UnexpectedOutput(f"{TOOL} line {number}: memory {memory!r} is not a number of MiB")
-    return int(match.group(1)) * _MIB
+    return count(match.group(1), f"{TOOL} line {number}: the memory") * _MIB
 
 
 async def probe(timeout: float) -> list[Gpu]:

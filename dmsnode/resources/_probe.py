@@ -19,12 +19,14 @@ from typing import Final, final
 
 import trio
 
-__all__ = ["ToolFailed", "ToolOutput", "UnexpectedOutput", "run_tool"]
+__all__ = ["ToolFailed", "ToolOutput", "UnexpectedOutput", "count", "first_line", "run_tool"]
 
 log = logging.getLogger("dmsnode.resources")
 
 #: How much of a tool's complaint is quoted in a warning.
 _QUOTE: Final = 200
+#: More digits than any index or size a tool can mean (2**64 has 20).
+_MAX_DIGITS: Final = 20
 
 
 class ToolFailed(Exception):
@@ -65,6 +67,15 @@ def first_line(text: str) -> str:
         if line:
             return line if len(line) <= _QUOTE else line[: _QUOTE - 1] + "…"
     return ""
+
+
+def count(text: str, what: str) -> int:
+    """A whole number a tool printed (plain ASCII digits); :class:`UnexpectedOutput` naming
+    ``what`` if it is anything else."""
+    digits = text.strip()
+    if not digits.isascii() or not digits.isdigit() or len(digits) > _MAX_DIGITS:
+        raise UnexpectedOutput(f"{what} is not a whole number: {text[:40]!r}")
+    return int(digits)
 
 
 async def run_tool(argv: Sequence[str], *, timeout: float) -> ToolOutput | None:
