@@ -103,17 +103,16 @@ async def detect_hardware(
     """Detect this machine: psutil for CPU, RAM and the disk of ``work_dir`` (its nearest
     existing parent if it does not exist yet), and the GPU tools of the vendors in ``tools``
     (all by default; ``()`` looks for no GPU), each given ``timeout`` seconds per call."""
-    warnings: list[str] = []
     found: dict[Vendor, list[Gpu]] = {}
+    failed: dict[Vendor, str] = {}
 
     async def probe(vendor: Vendor) -> None:
         run = _PROBES[vendor]
         try:
             found[vendor] = await run(timeout)
         except (ToolFailed, UnexpectedOutput) as exc:
-            message = f"{_LABEL[vendor]} GPUs not detected: {exc}"
-            log.warning("%s", message)
-            warnings.append(message)
+            failed[vendor] = f"{_LABEL[vendor]} GPUs not detected: {exc}"
+            log.warning("%s", failed[vendor])
 
     async with trio.open_nursery() as nursery:
         for vendor in _VENDORS:
@@ -121,6 +120,7 @@ async def detect_hardware(
                 nursery.start_soon(probe, vendor)
         machine = await trio.to_thread.run_sync(_machine, work_dir)
     gpus = tuple(gpu for vendor in _VENDORS for gpu in found.get(vendor, []))
+    warnings = [*machine.warnings, *(failed[v] for v in _VENDORS if v in failed)]
     cpu_hz = machine.cpu_hz_max or machine.cpu_hz_current
     if cpu_hz == 0:
         warnings.append("CPU clock unknown: psutil reports no CPU frequency (0 Hz recorded)")
@@ -137,7 +137,7 @@ async def detect_hardware(
         os=platform.system().lower(),
         arch=platform.machine(),
         cpu_model=machine.cpu_model,
-        warnings=(*machine.warnings, *warnings),
+        warnings=tuple(warnings),
     )
 
 
