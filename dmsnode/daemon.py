@@ -22,6 +22,7 @@ from nuactor import Identity, TrustContext
 from .config import Config
 from .errors import DmsError
 from .node import Node, trust_path
+from .resources import Ledger, detect_hardware
 from .store import STORE_FILENAME, open_store
 
 __all__ = ["open_trust", "run_daemon"]
@@ -30,6 +31,8 @@ log = logging.getLogger("dmsnode.daemon")
 
 #: How often the trust context file is checked for changes made by ``dmsnode cap``.
 TRUST_POLL_SECONDS = 2.0
+#: How often expired commitments are dropped (and recorded as events).
+COMMIT_EXPIRY_SECONDS = 5.0
 
 
 def open_trust(user_dir: Path, identity: Identity, context: str = "dms") -> TrustContext:
@@ -56,10 +59,15 @@ async def run_daemon(
     work_dir.mkdir(parents=True, exist_ok=True)
     rest = config.get("rest")
     async with open_store(work_dir / STORE_FILENAME) as store:
-        node = Node(config, identity, trust, store=store)
+        ledger = await Ledger.open(store, port_range=tuple(config.get("job.port_range")))
+        hardware = await detect_hardware(work_dir)
+        for warning in hardware.warnings:
+            log.warning("hardware detection: %s", warning)
+        node = Node(config, identity, trust, store=store, ledger=ledger, hardware=hardware)
         async with _started(node), trio.open_nursery() as nursery:
             api_url = await nursery.start(serve_api, node, rest["addr"], rest["port"])
             nursery.start_soon(_watch_trust, node)
+            nursery.start_soon(_expire_commitments, node, ledger)
             info = {"did": node.did, "p2p": node.network.addresses, "api": api_url}
             for plugin in node.plugins:
                 if plugin.error:
@@ -92,6 +100,14 @@ async def _started(node: Node) -> AsyncIterator[Node]:
             raise
         listen = ", ".join(node.config.get("p2p.listen_address"))
         raise DmsError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+
+
+async def _expire_commitments(node: Node, ledger: Ledger) -> None:
+    """Drop commitments whose TTL passed (the ledger also does it lazily) and say so."""
+    while True:
+        await trio.sleep(COMMIT_EXPIRY_SECONDS)
+        for alloc_id in await ledger.expire():
+            await node.record("ledger.commit_expired", {"allocation": alloc_id})
 
 
 async def _watch_trust(node: Node) -> None:

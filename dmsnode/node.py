@@ -22,6 +22,7 @@ from .behaviours import build_root_actor
 from .config import Config
 from .observability import Events, NodeMetrics
 from .plugins import load_plugins
+from .resources import Hardware, Ledger
 from .store import Store
 
 __all__ = ["HELLO_TOPIC", "ROOT_ACTOR", "Node"]
@@ -45,6 +46,8 @@ class Node:
         extra_behaviours: Callable[[Any], None] | None = None,
         plugins: bool = True,
         store: Store | None = None,
+        ledger: Ledger | None = None,
+        hardware: Hardware | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -67,6 +70,8 @@ class Node:
         self.metrics = NodeMetrics(self)
         self.system.on_handled = self.metrics.handled
         self.store = store
+        self.ledger = ledger
+        self.hardware = hardware
         self.events = (
             Events(store, keep=int(config.get("observability.events_keep"))) if store else None
         )
@@ -142,6 +147,15 @@ class Node:
                 }
             )
         return rows
+
+    def executor_status(self) -> dict[str, Any]:
+        """Which executors this node can use (filled in by the executors issue)."""
+        return {}
+
+    async def stop_allocations(self, alloc_ids: list[str]) -> None:
+        """Stop the executions of these allocations (none run before executors exist)."""
+        for alloc_id in alloc_ids:
+            log.info("allocation %s released", alloc_id)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """The REST API's per-request hook (metrics)."""

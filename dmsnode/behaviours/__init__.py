@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from nuactor import Actor
 
-from . import cap, hello, peers, status
+from . import cap, hello, onboarding, peers, status
 
 if TYPE_CHECKING:
     from ..node import Node
@@ -17,6 +17,6 @@ __all__ = ["build_root_actor"]
 def build_root_actor(node: Node) -> Actor:
     """The root actor (inbox ``root``) with every built-in behaviour of the node."""
     actor = Actor()
-    for group in (hello, status, peers, cap):
+    for group in (hello, status, peers, cap, onboarding):
         group.register(actor, node)
     return actor

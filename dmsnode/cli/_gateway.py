@@ -46,3 +46,10 @@ def signer(app: App, key_name: str) -> tuple[Identity, TrustContext | None]:
     path = context_path(app, key_name)
     trust = TrustContext.load(path, identity) if path.is_file() else None
     return identity, trust
+
+
+def call_node(app: App, api: str | None, key_name: str, beh: str, body: Any = None) -> Any:
+    """Invoke ``beh`` on the local node (through its gateway), signed with the user's key."""
+    node = client(app, api)
+    identity, trust = signer(app, key_name)
+    return node.invoke(node.envelope(identity, beh, body, reply=True, trust=trust))

@@ -21,6 +21,7 @@ from ._config import config
 from ._demo import demo
 from ._key import key
 from ._peers import peers
+from ._resources import offboard, onboard, resources
 from ._run import run
 
 
@@ -71,6 +72,9 @@ cli.add_command(demo)
 cli.add_command(actor)
 cli.add_command(peers)
 cli.add_command(run)
+cli.add_command(onboard)
+cli.add_command(offboard)
+cli.add_command(resources)
 
 
 def main() -> None:

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any
 
 import click
 
 from ._app import App, pass_app
-from ._gateway import client, gateway_options, signer
+from ._gateway import call_node, gateway_options
 from ._output import json_option, print_json, print_table
-
-
-def _call(app: App, api: str | None, key_name: str, beh: str, body: Any = None) -> Any:
-    node = client(app, api)
-    identity, trust = signer(app, key_name)
-    return node.invoke(node.envelope(identity, beh, body, reply=True, trust=trust))
 
 
 def _ago(timestamp: float | None) -> str:
@@ -51,7 +44,7 @@ def peers_list(app: App, as_json: bool, api: str | None, key_name: str) -> None:
       dmsnode peers list --json
       dmsnode peers list --api http://127.0.0.1:9998
     """
-    rows = _call(app, api, key_name, "/dms/node/peers/list")
+    rows = call_node(app, api, key_name, "/dms/node/peers/list")
     if as_json:
         print_json(rows)
         return
@@ -83,7 +76,7 @@ def peers_self(app: App, as_json: bool, api: str | None, key_name: str) -> None:
     Examples:
       dmsnode peers self
     """
-    me = _call(app, api, key_name, "/dms/node/peers/self")
+    me = call_node(app, api, key_name, "/dms/node/peers/self")
     if as_json:
         print_json(me)
         return
@@ -104,7 +97,7 @@ def peers_ping(app: App, did: str, as_json: bool, api: str | None, key_name: str
     Examples:
       dmsnode peers ping did:key:z6Mk...
     """
-    result = _call(app, api, key_name, "/dms/node/peers/ping", {"did": did})
+    result = call_node(app, api, key_name, "/dms/node/peers/ping", {"did": did})
     if as_json:
         print_json(result)
     else:
@@ -124,7 +117,7 @@ def peers_connect(app: App, address: str, as_json: bool, api: str | None, key_na
       dmsnode peers connect /ip4/127.0.0.1/tcp/9000
       dmsnode peers connect /ip4/10.0.0.2/tcp/9000/p2p/did:key:z6Mk...
     """
-    result = _call(app, api, key_name, "/dms/node/peers/connect", {"address": address})
+    result = call_node(app, api, key_name, "/dms/node/peers/connect", {"address": address})
     if as_json:
         print_json(result)
     else:
