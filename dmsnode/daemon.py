@@ -60,9 +60,7 @@ async def run_daemon(
     rest = config.get("rest")
     async with open_store(work_dir / STORE_FILENAME) as store:
         ledger = await Ledger.open(store, port_range=tuple(config.get("job.port_range")))
-        hardware = await detect_hardware(work_dir)
-        for warning in hardware.warnings:
-            log.warning("hardware detection: %s", warning)
+        hardware = await detect_hardware(work_dir)  # logs what it had to skip
         node = Node(config, identity, trust, store=store, ledger=ledger, hardware=hardware)
         async with _started(node), trio.open_nursery() as nursery:
             api_url = await nursery.start(serve_api, node, rest["addr"], rest["port"])
