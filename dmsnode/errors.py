@@ -13,6 +13,10 @@ __all__ = [
     "ConfigError",
     "DmsError",
     "DuplicateAllocation",
+    "ExecutionRefused",
+    "ExecutorError",
+    "ExecutorUnavailable",
+    "ImageUnavailable",
     "LedgerError",
     "NodeUnreachable",
     "NotEnoughResources",
@@ -100,3 +104,23 @@ class DuplicateAllocation(LedgerError):
 
 class CommitmentExpired(LedgerError):
     """A commitment's TTL passed before it was allocated; its resources are free again."""
+
+
+class ExecutorError(DmsError):
+    """An executor could not do what was asked (start, stop, logs, cleanup); the message says
+    why. Subclasses name the cases a caller tells apart."""
+
+
+class ExecutorUnavailable(ExecutorError):
+    """The executor cannot run anything on this machine (no Docker daemon, ...); the reason is
+    the one ``availability()`` gives."""
+
+
+class ImageUnavailable(ExecutorError):
+    """A container image is neither on this node nor pullable; the image is named, with the
+    daemon's answer."""
+
+
+class ExecutionRefused(ExecutorError):
+    """A spec asks for what this node does not allow or this executor cannot do (a privileged
+    container, a container without an image); what was refused is named."""
