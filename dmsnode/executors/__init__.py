@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._interface import (
     Availability,
     Execution,
@@ -15,8 +17,13 @@ from ._interface import (
     Stats,
 )
 
+if TYPE_CHECKING:
+    from ._docker import DockerExecution, DockerExecutor
+
 __all__ = [
     "Availability",
+    "DockerExecution",
+    "DockerExecutor",
     "Execution",
     "ExecutionSpec",
     "ExecutionStatus",
@@ -26,3 +33,13 @@ __all__ = [
     "State",
     "Stats",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The docker executor brings aiodocker and trio-asyncio (which patches asyncio's loop
+    # lookups): imported only by those who use it.
+    if name in ("DockerExecutor", "DockerExecution"):
+        from . import _docker
+
+        return getattr(_docker, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
