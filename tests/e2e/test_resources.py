@@ -9,6 +9,8 @@ import psutil
 import pytest
 
 from dmsnode.localnet import LocalNet, LocalNode
+from dmsnode.resources import Ledger, PortRequest, Resources
+from dmsnode.store import STORE_FILENAME, open_store
 
 pytestmark = pytest.mark.slow
 
@@ -92,4 +94,32 @@ async def test_onboarding_on_a_running_node(tmp_path: Path) -> None:
         again = json.loads((await net.cli(node, "resources", "onboarded", "--json")).stdout)
         assert again == onboarded
         assert "offboarded" in (await net.cli(node, "offboard")).stdout.decode()
+        assert json.loads((await net.cli(node, "resources", "--json")).stdout) is None
+
+
+async def test_offboarding_with_running_allocations(tmp_path: Path) -> None:
+    """An allocation booked in the node's own SQLite file (as the deployment behaviours will)
+    makes 'offboard' refuse, until --force, which releases it and says so."""
+    net = LocalNet(tmp_path)
+    node = await owned_node(net)
+    async with net.running(node):
+        await net.cli(node, "onboard", "--cpu-cores", "1", "--ram", "4GiB", "--disk", "1GiB")
+        async with open_store(node.home / "work" / STORE_FILENAME) as store:
+            ledger = await Ledger.open(store)
+            share = Resources(cpu_cores=0.5, ram=GIB, disk=GIB // 2)
+            await ledger.commit("web-1", share, PortRequest(), ttl=60)
+            await ledger.allocate("web-1")
+        allocated = json.loads((await net.cli(node, "resources", "allocated", "--json")).stdout)
+        assert [a["alloc_id"] for a in allocated["allocations"]] == ["web-1"]
+        free = json.loads((await net.cli(node, "resources", "free", "--json")).stdout)
+        assert free["cpu_cores"] == 0.5
+        # Onboarding below what is allocated is refused, naming what is in use.
+        assert "allocated" in await refused(
+            net, node, "onboard", "--cpu-cores", "1", "--ram", "4GiB", "--disk", "100MiB"
+        )
+        message = await refused(net, node, "offboard")
+        assert "web-1" in message
+        assert "offboard with force" in message
+        forced = await net.cli(node, "offboard", "--force")
+        assert "stopped 1 allocation(s): web-1" in forced.stdout.decode()
         assert json.loads((await net.cli(node, "resources", "--json")).stdout) is None
