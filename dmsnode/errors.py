@@ -6,6 +6,12 @@ and exits 1; anything else is a bug.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .ensemble import SpecError
+
 __all__ = [
     "ApiError",
     "BadRequest",
@@ -13,6 +19,7 @@ __all__ = [
     "ConfigError",
     "DmsError",
     "DuplicateAllocation",
+    "EnsembleInvalid",
     "ExecutionRefused",
     "ExecutorError",
     "ExecutorUnavailable",
@@ -124,3 +131,14 @@ class ImageUnavailable(ExecutorError):
 class ExecutionRefused(ExecutorError):
     """A spec asks for what this node does not allow or this executor cannot do (a privileged
     container, a container without an image); what was refused is named."""
+
+
+class EnsembleInvalid(DmsError):
+    """An ensemble file breaks the spec; ``errors`` holds every problem, each with its path in
+    the file and its line where known."""
+
+    def __init__(self, errors: Sequence[SpecError]) -> None:
+        self.errors: tuple[SpecError, ...] = tuple(errors)
+        count = len(self.errors)
+        listed = "; ".join(str(e) for e in self.errors)
+        super().__init__(f"invalid ensemble ({count} error{'s' if count != 1 else ''}): {listed}")
