@@ -23,6 +23,7 @@ from ._key import key
 from ._peers import peers
 from ._resources import offboard, onboard, resources
 from ._run import run
+from ._validate import validate
 
 
 class _Cli(click.Group):
@@ -75,6 +76,7 @@ cli.add_command(run)
 cli.add_command(onboard)
 cli.add_command(offboard)
 cli.add_command(resources)
+cli.add_command(validate)
 
 
 def main() -> None:
