@@ -16,11 +16,15 @@ from ._interface import (
     State,
     Stats,
 )
+from ._null import NullExecution, NullExecutor
+from ._process import ProcessExecution, ProcessExecutor
+from ._registry import EXECUTORS_GROUP, availabilities, available_executors
 
 if TYPE_CHECKING:
     from ._docker import DockerExecution, DockerExecutor
 
 __all__ = [
+    "EXECUTORS_GROUP",
     "Availability",
     "DockerExecution",
     "DockerExecutor",
@@ -29,9 +33,15 @@ __all__ = [
     "ExecutionStatus",
     "Executor",
     "LogLine",
+    "NullExecution",
+    "NullExecutor",
     "PortMapping",
+    "ProcessExecution",
+    "ProcessExecutor",
     "State",
     "Stats",
+    "availabilities",
+    "available_executors",
 ]
 
 

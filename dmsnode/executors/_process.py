@@ -1,0 +1,1020 @@
+"""The ``process`` executor: each execution is a command of this node, sandboxed and limited.
+
+Every execution has a directory ``ROOT/<allocation id>/``: the command runs in its ``work/``
+subdirectory (the only place it may write), and beside it are the executor's own files, out of
+the command's reach: ``execution.json`` (the spec and how it was started), ``log.jsonl``
+(timestamped output), ``exit.json`` (how it ended) and ``stop.json`` (a stop was asked).
+
+Each execution has a monitor, :mod:`._shim`, in a session of its own: the command's output goes
+to it through pipes and from it to ``log.jsonl``, and it writes ``exit.json`` when the command
+ends. The node is only the monitor's parent until it restarts: a new executor on the same root
+finds the monitors again by the pid and start time in ``execution.json`` (:meth:`recover`),
+watches them through a pidfd, and reads the files. Nothing here kills an execution except
+:meth:`ProcessExecution.stop`.
+
+Isolation (:mod:`._sandbox`), limits (:mod:`._rlimits`, :mod:`._cgroups`) and what each gives
+are in docs/executors.md ("process").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import marshal
+import os
+import re
+import shutil
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any, Final, final
+
+import psutil  # type: ignore[import-untyped]  # no stubs in the dev dependencies
+import trio
+
+from ..errors import ExecutionRefused, ExecutorError, ExecutorUnavailable
+from ..resources import Resources, format_bytes
+from . import _shim
+from ._cgroups import Cgroup, CgroupLimits, CgroupSupport, detect
+from ._interface import (
+    Availability,
+    Execution,
+    ExecutionSpec,
+    ExecutionStatus,
+    Executor,
+    LogLine,
+    PortMapping,
+    State,
+    Stats,
+)
+from ._rlimits import Limits, limits_for
+from ._sandbox import DEFAULT_PATH, SANDBOXES, Sandbox, SandboxChoice, choose
+
+__all__ = [
+    "DEFAULT_UID_BASE",
+    "UID_RANGE",
+    "ProcessExecution",
+    "ProcessExecutor",
+    "final_status",
+]
+
+log = logging.getLogger("dmsnode.executors.process")
+
+#: How the monitor starts: its module imported from its directory, so that its cached bytecode
+#: is used (a script would be compiled at every start). Imported here once to make that cache.
+_MONITOR: Final = (
+    f"import sys; sys.path[0:0] = [{str(Path(_shim.__file__).parent)!r}]; import _shim; "
+    "_shim.run(sys.argv[1])"
+)
+#: When the node runs as root, execution N runs as uid (and gid) ``DEFAULT_UID_BASE + N``:
+#: numbers no account uses, one per live execution of this root.
+DEFAULT_UID_BASE: Final = 2_000_000_000
+UID_RANGE: Final = 65536
+#: How often a follower of the logs looks for new lines.
+LOG_POLL: Final = 0.05
+#: How long a stop waits for the monitor to see the end once everything got SIGKILL.
+KILL_TIMEOUT: Final = 10.0
+#: A safe directory name: what an allocation id must be here.
+_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_RECORD: Final = "execution.json"
+_CONFIG: Final = "shim.cfg"
+_EXIT: Final = "exit.json"
+_STOP: Final = "stop.json"
+_LOG: Final = "log.jsonl"
+_SHIM_LOG: Final = "shim.log"
+_WORK: Final = "work"
+_LOCK: Final = ".lock"
+_READ: Final = 1 << 20
+#: What a program says on stderr when it runs out of memory under an address-space rlimit.
+_OUT_OF_MEMORY: Final = ("MemoryError", "Cannot allocate memory", "bad_alloc", "out of memory")
+
+
+# -- files -------------------------------------------------------------------------------------
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Replace ``path`` (mode 0600) so that a reader sees the old or the new file, whole.
+    No fsync: what must survive is a restart of the node, not of the machine."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    _write(path, json.dumps(data, indent=1).encode())
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ExecutorError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ExecutorError(f"cannot read {path}: not a JSON object")
+    return data
+
+
+def _remove_tree(path: Path) -> None:
+    """``rm -rf``, also through directories their owner made unreadable."""
+
+    def retry(function: Any, name: str, _: Any) -> None:
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(name), 0o700)
+            if os.path.isdir(name) and not os.path.islink(name):
+                os.chmod(name, 0o700)
+        function(name)
+
+    if path.exists():
+        shutil.rmtree(path, onerror=retry)
+
+
+# -- the spec on disk ----------------------------------------------------------------------------
+
+
+def _spec_to_dict(spec: ExecutionSpec) -> dict[str, Any]:
+    return {
+        "allocation_id": spec.allocation_id,
+        "ensemble_id": spec.ensemble_id,
+        "image": spec.image,
+        "command": list(spec.command),
+        "entrypoint": None if spec.entrypoint is None else list(spec.entrypoint),
+        "env": dict(spec.env),
+        "working_dir": spec.working_dir,
+        "user": spec.user,
+        "resources": spec.resources.to_dict(),
+        "limits": dict(spec.limits),
+        "ports": [[p.host_port, p.container_port, p.protocol] for p in spec.ports],
+        "privileged": spec.privileged,
+        "labels": dict(spec.labels),
+    }
+
+
+def _spec_from_dict(data: Mapping[str, Any]) -> ExecutionSpec:
+    entrypoint = data.get("entrypoint")
+    return ExecutionSpec(
+        allocation_id=data["allocation_id"],
+        ensemble_id=data.get("ensemble_id", ""),
+        image=data.get("image", ""),
+        command=tuple(data.get("command", ())),
+        entrypoint=None if entrypoint is None else tuple(entrypoint),
+        env=dict(data.get("env", {})),
+        working_dir=data.get("working_dir", ""),
+        user=data.get("user", ""),
+        resources=Resources.from_dict(data.get("resources", {})),
+        limits=dict(data.get("limits", {})),
+        ports=tuple(PortMapping(h, c, p) for h, c, p in data.get("ports", ())),
+        privileged=bool(data.get("privileged", False)),
+        labels=dict(data.get("labels", {})),
+    )
+
+
+# -- processes -----------------------------------------------------------------------------------
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot): with the pid, names one process for good.
+    ``None`` if it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            fields = file.read().rpartition(b")")[2].split()
+    except OSError:
+        return None
+    if fields[0] == b"Z":
+        return None
+    return int(fields[19])
+
+
+def _alive(pid: int, ticks: int) -> bool:
+    return _start_ticks(pid) == ticks
+
+
+def _reap(pid: int) -> None:
+    """Collect ``pid``'s exit status if it is this process's child (else its parent will)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a monitor that was just started, and what it started; reap it."""
+    with contextlib.suppress(psutil.Error):
+        monitor = psutil.Process(pid)
+        for process in [*monitor.children(recursive=True), monitor]:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _namespace_init(pid: int) -> bool:
+    """Whether ``pid`` is pid 1 of a pid namespace below this one (a sandbox's init)."""
+    try:
+        with open(f"/proc/{pid}/status") as file:
+            for line in file:
+                if line.startswith("NSpid:"):
+                    ids = line.split()[1:]
+                    return len(ids) > 1 and ids[-1] == "1"
+    except OSError:
+        pass
+    return False
+
+
+def _spawn_monitor(directory: Path) -> int:
+    """Start the monitor of ``directory`` in a session of its own; its pid."""
+    argv = [sys.executable, "-I", "-S", "-c", _MONITOR, str(directory)]
+    logged = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    return os.posix_spawn(
+        sys.executable,
+        argv,
+        {"PATH": DEFAULT_PATH},
+        setsid=True,
+        setsigmask=(),
+        setsigdef=(signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE),
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 2, str(directory / _SHIM_LOG), logged, 0o600),
+        ],
+    )
+
+
+# -- how an execution ended ------------------------------------------------------------------------
+
+
+def _signal_name(number: int) -> str | None:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return None
+
+
+def final_status(
+    record: Mapping[str, Any],
+    ended: Mapping[str, Any] | None,
+    stop: Mapping[str, Any] | None,
+) -> ExecutionStatus:
+    """An execution's final status from its ``execution.json``, ``exit.json`` (``None``: the
+    monitor left none) and ``stop.json`` (``None``: no stop was asked)."""
+    started = record.get("started_at")
+    if ended is None:
+        return ExecutionStatus(
+            State.FAILED,
+            reason="its monitor ended without saying how the execution ended (see shim.log)",
+            started_at=started,
+            finished_at=time.time(),
+        )
+    finished = float(ended["finished_at"])
+    limits = record.get("limits", {})
+    tail: Sequence[str] = ended.get("stderr_tail") or ()
+    error = ended.get("error")
+    if error:
+        program = record["argv"][0]
+        if error["stage"] == "exec":
+            reason = f"could not run {program!r}: {error['message']}"
+        else:
+            reason = f"could not start {program!r} ({error['stage']}): {error['message']}"
+        return ExecutionStatus(State.FAILED, 127, reason, started, finished)
+    code: int | None = ended.get("exit_code")
+    number: int | None = ended.get("signal")
+    sandbox = Sandbox(record["sandbox"], bool(record.get("privileged")))
+    failure = sandbox.failure(code, tail)
+    if failure is not None:
+        return ExecutionStatus(State.FAILED, code, failure, started, finished)
+    exact = number is not None  # the sandboxes pass a death by signal N on as 128 + N
+    if (
+        number is None
+        and code is not None
+        and code > 128
+        and sandbox.signals_as_codes
+        and _signal_name(code - 128) is not None
+    ):
+        number = code - 128
+    exit_code = 128 + number if number is not None else code
+    if stop is not None and float(stop["at"]) <= finished:
+        reason = "stopped on request"
+        if stop.get("killed"):
+            reason += f" (killed after {float(stop['grace']):g} s of grace)"
+        return ExecutionStatus(State.STOPPED, exit_code, reason, started, finished)
+    memory = limits.get("memory")
+    out_of_memory = "out of memory" + (f" (limit {format_bytes(memory)})" if memory else "")
+    notes = []
+    if ended.get("pids_max"):
+        notes.append(f"the limit of {limits.get('pids')} processes was reached")
+    if exit_code == 0:
+        if ended.get("oom_kills"):
+            notes.insert(0, f"a process was killed: {out_of_memory}")
+        return ExecutionStatus(State.COMPLETED, 0, "; ".join(notes), started, finished)
+    cpu_limit = limits.get("cpu_seconds")
+    if ended.get("oom_kills"):
+        reason = f"killed: {out_of_memory}"
+    elif number == signal.SIGXCPU:
+        reason = "killed: CPU time limit (SIGXCPU)"
+    elif (
+        number == signal.SIGKILL and cpu_limit and float(ended.get("cpu_seconds") or 0) >= cpu_limit
+    ):
+        reason = "killed: CPU time limit (SIGKILL at the hard limit)"
+    elif number == signal.SIGXFSZ:
+        reason = "killed: file size limit (SIGXFSZ)"
+    elif (
+        record.get("memory_by") == "rlimit"
+        and memory
+        and any(word in line for line in tail[-5:] for word in _OUT_OF_MEMORY)
+    ):
+        reason = f"{out_of_memory}, enforced as an address-space rlimit"
+    elif number is not None and exact:
+        reason = f"killed by {_signal_name(number) or f'signal {number}'}"
+    elif number is not None:
+        reason = f"exited with code {exit_code} ({_signal_name(number)})"
+    else:
+        reason = f"exited with code {exit_code}"
+    return ExecutionStatus(State.FAILED, exit_code, "; ".join([reason, *notes]), started, finished)
+
+
+# -- executions ----------------------------------------------------------------------------------
+
+
+@final
+class ProcessExecution(Execution):
+    """One execution of a :class:`ProcessExecutor`, started or found again; ``id`` is the
+    allocation id (also its directory's name)."""
+
+    def __init__(
+        self,
+        executor: ProcessExecutor,
+        directory: Path,
+        spec: ExecutionSpec,
+        record: Mapping[str, Any],
+        status: ExecutionStatus,
+    ) -> None:
+        self.id = spec.allocation_id
+        self.spec = spec
+        self._executor = executor
+        self._dir = directory
+        self._record = record
+        self._status = status
+        self._finished = trio.Event()
+        self._cleaned = False
+        self._sample: tuple[float, float] | None = None
+        self._sandbox = Sandbox(record["sandbox"], bool(record.get("privileged")))
+        self._cgroup = Cgroup.from_json(record.get("cgroups"))
+        if status.state.finished:
+            self._finished.set()
+
+    def __repr__(self) -> str:
+        return f"<ProcessExecution {self.id} {self._status.state.value}>"
+
+    @property
+    def directory(self) -> Path:
+        """Where the executor keeps this execution's files."""
+        return self._dir
+
+    @property
+    def work_dir(self) -> Path:
+        """The command's directory: the only one it may write to."""
+        return self._dir / _WORK
+
+    @property
+    def pid(self) -> int | None:
+        """The pid of the execution's monitor (``None`` if it never started)."""
+        shim = self._record.get("shim")
+        return None if shim is None else int(shim["pid"])
+
+    def status(self) -> ExecutionStatus:
+        return self._status
+
+    async def wait(self) -> ExecutionStatus:
+        await self._executor._until(self._finished)
+        return self._status
+
+    async def stop(self, grace: float = 10.0) -> ExecutionStatus:
+        """SIGTERM to every process of the execution (not the sandbox's own), SIGKILL to all
+        after ``grace`` seconds. Cancelled during the grace, it kills at once."""
+        if self._finished.is_set():
+            return self._status
+        self._executor._check_open()
+        asked = {"at": time.time(), "grace": grace}
+        _write_json(self._dir / _STOP, asked)
+        try:
+            self._signal(signal.SIGTERM, plumbing=False)
+            with trio.move_on_after(grace):
+                await self._executor._until(self._finished)
+            if not self._finished.is_set():
+                _write_json(self._dir / _STOP, {**asked, "killed": True})
+                self._kill()
+                with trio.move_on_after(KILL_TIMEOUT):
+                    await self._executor._until(self._finished)
+                if not self._finished.is_set():
+                    raise ExecutorError(
+                        f"allocation {self.id} did not end within {KILL_TIMEOUT:g} s of SIGKILL"
+                    )
+        except trio.Cancelled:
+            _write_json(self._dir / _STOP, {**asked, "killed": True})
+            self._kill()
+            raise
+        return self._status
+
+    async def logs(
+        self, *, follow: bool = False, since: float | None = None
+    ) -> AsyncIterator[LogLine]:
+        """Both streams in the order they were written; ``follow`` goes on until the execution
+        has ended and its last line is read."""
+        if self._cleaned:
+            raise ExecutorError(f"allocation {self.id} was cleaned up: its logs are gone")
+        path = self._dir / _LOG
+        offset, rest = 0, b""
+        while True:
+            ended = self._finished.is_set() or (self._dir / _EXIT).exists()
+            chunk = _read_from(path, offset)
+            offset += len(chunk)
+            *lines, rest = (rest + chunk).split(b"\n")
+            for raw in lines:
+                line = _log_line(raw)
+                if line is not None and (since is None or line.time >= since):
+                    yield line
+            if len(chunk) == _READ:
+                await trio.lowlevel.checkpoint()
+                continue
+            if not follow or ended:
+                return
+            with trio.move_on_after(LOG_POLL):
+                await self._finished.wait()
+
+    async def stats(self) -> Stats:
+        """CPU time, memory and processes of the execution (the cgroup's memory where there is
+        one, else the processes' resident memory)."""
+        limit = self.spec.resources.ram or None
+        if self._finished.is_set():
+            ended = _read_json(self._dir / _EXIT) or {}
+            return Stats(cpu_seconds=ended.get("cpu_seconds"), memory=0, memory_limit=limit, pids=0)
+        await trio.lowlevel.checkpoint()
+        processes, _ = self._members()
+        cpu, rss = 0.0, 0
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                cpu += times.user + times.system + times.children_user + times.children_system
+                rss += process.memory_info().rss
+        now = time.monotonic()
+        percent = None
+        if self._sample is not None and now > self._sample[0]:
+            percent = max(0.0, (cpu - self._sample[1]) / (now - self._sample[0]) * 100)
+        self._sample = (now, cpu)
+        memory = self._cgroup.memory_usage()
+        return Stats(
+            cpu_seconds=round(cpu, 3),
+            cpu_percent=percent,
+            memory=memory if memory is not None else rss,
+            memory_limit=limit,
+            pids=len(processes),
+        )
+
+    async def cleanup(self) -> None:
+        """Remove the execution's directory (work files and logs) and its cgroup."""
+        if not self._finished.is_set():
+            raise ExecutorError(
+                f"allocation {self.id} is still running: stop it before cleaning up"
+            )
+        if self._cleaned:
+            return
+        problems = self._cgroup.remove()
+        if problems:
+            log.warning("allocation %s: cgroups left: %s", self.id, "; ".join(problems))
+        await trio.to_thread.run_sync(_remove_tree, self._dir)
+        self._cleaned = True
+        self._executor._forget(self)
+
+    # -- inside ------------------------------------------------------------------------------
+
+    def _monitor(self) -> psutil.Process | None:
+        """The monitor, if it is still the process that was started."""
+        shim = self._record.get("shim")
+        if shim is None or not _alive(int(shim["pid"]), int(shim["start"])):
+            return None
+        with contextlib.suppress(psutil.Error):
+            return psutil.Process(int(shim["pid"]))
+        return None
+
+    def _members(self) -> tuple[list[psutil.Process], set[int]]:
+        """The execution's processes (below the monitor or in its cgroup), and which of them
+        are the sandbox's plumbing (its launcher and its pid namespace's init)."""
+        found: dict[int, psutil.Process] = {}
+        plumbing: set[int] = set()
+        monitor = self._monitor()
+        if monitor is not None:
+            with contextlib.suppress(psutil.Error):
+                for child in monitor.children(recursive=True):
+                    found[child.pid] = child
+                if self._sandbox.has_launcher:
+                    plumbing |= {child.pid for child in monitor.children()}
+        for pid in self._cgroup.pids() - found.keys():
+            with contextlib.suppress(psutil.Error):
+                found[pid] = psutil.Process(pid)
+        plumbing |= {pid for pid in found if _namespace_init(pid)}
+        return list(found.values()), plumbing
+
+    def _signal(self, number: int, *, plumbing: bool) -> None:
+        processes, skip = self._members()
+        for process in processes:
+            if plumbing or process.pid not in skip:
+                with contextlib.suppress(psutil.Error):
+                    process.send_signal(number)
+
+    def _kill(self) -> None:
+        self._cgroup.kill()
+        self._signal(signal.SIGKILL, plumbing=True)
+
+    def _finish(self) -> None:
+        if self._finished.is_set():
+            return
+        ended = stop = None
+        try:
+            ended = _read_json(self._dir / _EXIT)
+            stop = _read_json(self._dir / _STOP)
+        except ExecutorError as exc:
+            log.error("allocation %s: %s", self.id, exc)
+        self._status = final_status(self._record, ended, stop)
+        self._finished.set()
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    """Up to 1 MiB of ``path`` from ``offset`` (from the page cache: not worth a thread)."""
+    try:
+        with open(path, "rb") as file:
+            file.seek(offset)
+            return file.read(_READ)
+    except FileNotFoundError:
+        return b""
+
+
+def _log_line(raw: bytes) -> LogLine | None:
+    try:
+        item = json.loads(raw)
+        return LogLine("stdout" if item["s"] == "o" else "stderr", float(item["t"]), item["l"])
+    except (ValueError, KeyError, TypeError):
+        return None  # a line cut short by a crash of the monitor
+
+
+# -- the executor --------------------------------------------------------------------------------
+
+
+@final
+class ProcessExecutor(Executor):
+    """Runs executions as sandboxed processes of this node, each in ``root/<allocation id>/``.
+
+    ``sandbox``: ``auto`` takes the first of bubblewrap, unshare and none that works here;
+    naming one makes the executor unavailable where it does not work. ``cgroups``: use a
+    writable cgroup hierarchy where there is one. ``uid_base``: the first uid given to
+    executions when the node runs as root. One executor per root at a time (a lock says so).
+    """
+
+    name = "process"
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        node_id: str,
+        sandbox: SandboxChoice = "auto",
+        cgroups: bool = True,
+        uid_base: int = DEFAULT_UID_BASE,
+    ) -> None:
+        if not node_id:
+            raise ValueError("node_id must name the node")
+        if sandbox not in ("auto", *SANDBOXES):
+            raise ValueError(f"sandbox must be auto, {', '.join(SANDBOXES)}; not {sandbox!r}")
+        self._root = Path(root)
+        self._node_id = node_id
+        self._requested: SandboxChoice = sandbox
+        self._use_cgroups = cgroups
+        self._uid_base = uid_base
+        self._privileged = os.geteuid() == 0
+        self._sandbox: Sandbox | None = None
+        self._why_not: dict[str, str] = {}
+        self._cgroups: CgroupSupport | None = None
+        self._cgroup_note = "not looked for yet"
+        self._problem: str | None = None
+        self._lock: int | None = None
+        self._used_uids: set[int] = set()
+        self._executions: dict[str, ProcessExecution] = {}
+        self._stack = contextlib.AsyncExitStack()
+        self._nursery: trio.Nursery | None = None
+        self._entered = False
+        self._closed = trio.Event()
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @property
+    def node_id(self) -> str:
+        return self._node_id
+
+    @property
+    def sandbox(self) -> str | None:
+        """The sandbox executions get (``None``: not entered yet, or the one asked for does not
+        work here)."""
+        return None if self._sandbox is None else self._sandbox.name
+
+    async def __aenter__(self) -> ProcessExecutor:
+        if self._entered:
+            raise RuntimeError("a ProcessExecutor is entered once")
+        self._entered = True
+        try:
+            self._problem = self._open_root()
+            if self._problem is None:
+                self._sandbox, self._why_not = await self._choose()
+                if self._sandbox is None:
+                    self._problem = self._sandbox_problem()
+                elif self._sandbox.name == "none":
+                    log.warning(
+                        "process executor: no sandbox works here (%s); executions run as "
+                        "plain processes",
+                        "; ".join(f"{k}: {v}" for k, v in self._why_not.items()),
+                    )
+            if self._use_cgroups:
+                self._cgroups, self._cgroup_note = detect()
+            else:
+                self._cgroup_note = "not used (cgroups=False)"
+            self._nursery = await self._stack.enter_async_context(trio.open_nursery())
+        except BaseException:
+            await self._stack.aclose()
+            self._release_root()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Stop watching; the executions keep running (see :meth:`recover`)."""
+        self._closed.set()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+        try:
+            await self._stack.aclose()
+        finally:
+            self._nursery = None
+            self._release_root()
+
+    async def availability(self) -> Availability:
+        """Whether executions can run here, in which sandbox, with which limits."""
+        if not self._entered or self._closed.is_set():
+            async with ProcessExecutor(
+                self._root,
+                node_id=self._node_id,
+                sandbox=self._requested,
+                cgroups=self._use_cgroups,
+                uid_base=self._uid_base,
+            ) as probe:
+                return await probe.availability()
+        await trio.lowlevel.checkpoint()
+        details = {
+            "root": str(self._root),
+            "cgroups": self._cgroups.describe() if self._cgroups else "none",
+            "user": (
+                f"each execution its own (uid and gid from {self._uid_base})"
+                if self._privileged
+                else f"the node's (uid {os.geteuid()})"
+            ),
+        }
+        if self._cgroup_note:
+            details["cgroups_note"] = self._cgroup_note
+        for name, why in self._why_not.items():
+            details[f"{name}_unavailable"] = why
+        if self._problem is not None:
+            return Availability(False, self._problem, details)
+        assert self._sandbox is not None
+        details["sandbox"] = self._sandbox.name
+        details["isolation"] = self._sandbox.describe()
+        warnings = []
+        if self._sandbox.name == "none":
+            warnings.append("no sandbox: executions are plain processes of this machine")
+            if not self._privileged:
+                warnings.append("they run as the node's user and can read and change its files")
+        if self._cgroups is None or "memory" not in self._cgroups.controllers:
+            warnings.append("memory is limited as address space (rlimit), not by a cgroup")
+        if (
+            "pids" not in self._cgroups_controllers()
+            and not self._privileged
+            and self._sandbox.name == "none"
+        ):
+            warnings.append("the number of processes is not limited")
+        if self._cgroups is None or "cpu" not in self._cgroups.controllers:
+            warnings.append("the CPU share (cores) is not limited, only CPU time")
+        if warnings:
+            details["warning"] = "; ".join(warnings)
+        return Availability(True, details=details)
+
+    async def start(self, spec: ExecutionSpec) -> ProcessExecution:
+        """Start ``spec``'s command in its sandbox; once this returns its monitor runs (a
+        command that cannot run ends FAILED, "could not run ...")."""
+        self._check_open()
+        await trio.lowlevel.checkpoint()
+        if self._problem is not None or self._sandbox is None:
+            raise ExecutorUnavailable(f"the process executor cannot run here: {self._problem}")
+        argv, relative = self._check(spec)
+        limits = limits_for(spec)
+        # From here to the end, no checkpoint: a cancellation cannot leave half a start.
+        directory = self._root / spec.allocation_id
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            raise ExecutorError(
+                f"allocation {spec.allocation_id} already has an execution in {directory}: "
+                "recover it or clean it up first"
+            ) from None
+        except OSError as exc:
+            raise ExecutorError(f"cannot make {directory}: {exc.strerror}") from None
+        uid: int | None = None
+        cgroup: Cgroup | None = None
+        pid: int | None = None
+        try:
+            os.chmod(directory, 0o711 if self._privileged else 0o700)
+            uid = self._take_uid() if self._privileged else None
+            work = directory / _WORK
+            cwd = work / relative
+            work.mkdir(mode=0o700)
+            cwd.mkdir(parents=True, exist_ok=True)
+            if uid is not None:
+                for path in (cwd, *cwd.relative_to(work).parents):
+                    os.chown(work / path, uid, uid)
+            if self._cgroups is not None:
+                cgroup = self._cgroups.create(
+                    Cgroup.name_for(directory),
+                    CgroupLimits(limits.memory, limits.cpu_cores, limits.pids),
+                )
+            memory_by_cgroup = cgroup is not None and "memory" in self._cgroups_controllers()
+            launch = self._sandbox.launch(argv, work=work, cwd=cwd, uid=uid, limits=limits)
+            record: dict[str, Any] = {
+                "version": 1,
+                "node_id": self._node_id,
+                "spec": _spec_to_dict(spec),
+                "argv": argv,
+                "sandbox": self._sandbox.name,
+                "privileged": self._privileged,
+                "uid": uid,
+                "cgroups": cgroup.to_json() if cgroup is not None else [],
+                "limits": limits.to_dict(),
+                "memory_by": (
+                    ("cgroup" if memory_by_cgroup else "rlimit") if limits.memory else None
+                ),
+                "started_at": time.time(),
+                "shim": None,
+            }
+            config = {
+                "argv": launch.argv,
+                "env": self._environment(spec, work, limits),
+                "cwd": str(cwd),
+                "rlimits": limits.rlimits(
+                    memory=not memory_by_cgroup, processes=launch.nproc_rlimit
+                ),
+                "uid": launch.uid,
+                "gid": launch.gid,
+                "no_new_privs": launch.no_new_privs,
+                "subreaper": launch.subreaper,
+                "cgroup_procs": cgroup.procs_files if cgroup is not None else [],
+                "cgroup_dirs": [str(p) for _, p, _ in cgroup.groups] if cgroup else [],
+                "oom_files": cgroup.oom_files if cgroup is not None else [],
+                "pids_files": cgroup.pids_files if cgroup is not None else [],
+            }
+            _write_json(directory / _RECORD, record)
+            _write(directory / _CONFIG, marshal.dumps(config))
+            pid = _spawn_monitor(directory)
+            record["shim"] = {"pid": pid, "start": _start_ticks(pid)}
+            _write_json(directory / _RECORD, record)
+        except BaseException as exc:
+            if pid is not None:
+                _kill_tree(pid)
+            if cgroup is not None:
+                cgroup.remove()
+            _remove_tree(directory)
+            if uid is not None:
+                self._used_uids.discard(uid)
+            if isinstance(exc, OSError):
+                raise ExecutorError(
+                    f"cannot start allocation {spec.allocation_id}: {exc}"
+                ) from None
+            raise
+        status = ExecutionStatus(State.RUNNING, started_at=record["started_at"])
+        execution = ProcessExecution(self, directory, spec, record, status)
+        self._track(execution)
+        return execution
+
+    async def recover(self) -> list[Execution]:
+        """This node's executions in ``root``, running or finished, re-attached: running ones
+        are watched again, none is stopped. A directory that cannot be read is logged and
+        skipped."""
+        self._check_open()
+        found: list[Execution] = []
+        if self._problem is not None and not self._root.is_dir():
+            return found
+        for directory in sorted(self._root.iterdir()):
+            await trio.lowlevel.checkpoint()
+            if not directory.is_dir() or not _ID.fullmatch(directory.name):
+                continue
+            known = self._executions.get(directory.name)
+            if known is not None:
+                found.append(known)
+                continue
+            try:
+                record = _read_json(directory / _RECORD)
+            except ExecutorError as exc:
+                log.error("process executor: skipping %s: %s", directory, exc)
+                continue
+            if record is None or record.get("node_id") != self._node_id:
+                continue
+            try:
+                execution = self._revive(directory, record)
+            except (ExecutorError, KeyError, TypeError, ValueError) as exc:
+                log.error("process executor: skipping %s: %s", directory, exc)
+                continue
+            self._track(execution)
+            found.append(execution)
+        return found
+
+    # -- inside ------------------------------------------------------------------------------
+
+    def _open_root(self) -> str | None:
+        """Make the root and lock it; why it cannot be used, if it cannot."""
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+            os.chmod(self._root, 0o711 if self._privileged else 0o700)
+            fd = os.open(self._root / _LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            return f"cannot use {self._root}: {exc.strerror}"
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return f"{self._root} is in use by another process executor"
+        self._lock = fd
+        for directory in self._root.iterdir():
+            with contextlib.suppress(ExecutorError, OSError):
+                record = _read_json(directory / _RECORD)
+                if record is not None and isinstance(record.get("uid"), int):
+                    self._used_uids.add(record["uid"])
+        return None
+
+    def _release_root(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    async def _choose(self) -> tuple[Sandbox | None, dict[str, str]]:
+        return await choose(
+            self._requested,
+            root=self._root,
+            privileged=self._privileged,
+            uid=self._uid_base if self._privileged else None,
+        )
+
+    def _sandbox_problem(self) -> str:
+        why = self._why_not.get(self._requested, "it does not work here")
+        return f"the {self._requested} sandbox is unavailable: {why}"
+
+    def _cgroups_controllers(self) -> frozenset[str]:
+        return self._cgroups.controllers if self._cgroups is not None else frozenset()
+
+    def _check(self, spec: ExecutionSpec) -> tuple[list[str], PurePosixPath]:
+        """The argv and the working directory (relative to ``work/``) of ``spec``, or why this
+        executor refuses it."""
+        who = f"allocation {spec.allocation_id!r}"
+        if not _ID.fullmatch(spec.allocation_id):
+            raise ExecutionRefused(
+                f"{who}: the process executor needs an allocation id that is a safe directory "
+                "name (letters, digits, '.', '_' and '-', starting with a letter or digit, at "
+                "most 128)"
+            )
+        argv = [*(spec.entrypoint or ()), *spec.command]
+        if not argv or not argv[0]:
+            raise ExecutionRefused(f"{who}: the process executor needs a command to run")
+        if any("\0" in arg for arg in argv):
+            raise ExecutionRefused(f"{who}: the command has a NUL character")
+        for key, value in spec.env.items():
+            if not key or "=" in key or "\0" in key or "\0" in value:
+                raise ExecutionRefused(f"{who}: {key!r} cannot be an environment variable")
+        if spec.privileged:
+            raise ExecutionRefused(f"{who}: the process executor never runs privileged")
+        if spec.user:
+            raise ExecutionRefused(
+                f"{who}: the process executor chooses the user (it cannot run as {spec.user!r})"
+            )
+        if spec.resources.gpus:
+            raise ExecutionRefused(f"{who}: the process executor cannot give GPUs")
+        relative = PurePosixPath(spec.working_dir or ".")
+        if relative.is_absolute():
+            work = PurePosixPath(self._root / spec.allocation_id / _WORK)
+            if relative != work and work not in relative.parents:
+                raise ExecutionRefused(
+                    f"{who}: working_dir {spec.working_dir!r} must be inside the work "
+                    "directory (give it relative to it)"
+                )
+            relative = relative.relative_to(work)
+        if ".." in relative.parts:
+            raise ExecutionRefused(f"{who}: working_dir {spec.working_dir!r} leaves the work dir")
+        return argv, relative
+
+    def _environment(self, spec: ExecutionSpec, work: Path, limits: Limits) -> dict[str, str]:
+        """A clean environment: a few defaults, the allocation's names, then ``spec.env``."""
+        env = {
+            "PATH": DEFAULT_PATH,
+            "HOME": str(work),
+            "LANG": "C.UTF-8",
+            "DMS_ALLOCATION_ID": spec.allocation_id,
+            "DMS_WORK_DIR": str(work),
+        }
+        if spec.ensemble_id:
+            env["DMS_ENSEMBLE_ID"] = spec.ensemble_id
+        for port in spec.ports:
+            env[f"DMS_PORT_{port.container_port}"] = str(port.host_port)
+        env.update(spec.env)
+        return env
+
+    def _take_uid(self) -> int:
+        for uid in range(self._uid_base, self._uid_base + UID_RANGE):
+            if uid not in self._used_uids:
+                self._used_uids.add(uid)
+                return uid
+        raise ExecutorError(f"no free uid left in {self._uid_base}+{UID_RANGE}")
+
+    def _revive(self, directory: Path, record: dict[str, Any]) -> ProcessExecution:
+        spec = _spec_from_dict(record["spec"])
+        started = record.get("started_at")
+        shim = record.get("shim")
+        if (directory / _EXIT).exists() or (
+            shim is not None and not _alive(int(shim["pid"]), int(shim["start"]))
+        ):
+            if shim is not None:
+                _reap(int(shim["pid"]))
+            ended = _read_json(directory / _EXIT)
+            status = final_status(record, ended, _read_json(directory / _STOP))
+        elif shim is None:
+            status = ExecutionStatus(
+                State.FAILED,
+                reason="the node stopped while starting it",
+                started_at=started,
+                finished_at=started,
+            )
+        else:
+            status = ExecutionStatus(State.RUNNING, started_at=started)
+        return ProcessExecution(self, directory, spec, record, status)
+
+    def _check_open(self) -> None:
+        if self._nursery is None:
+            state = "closed" if self._closed.is_set() else "not entered"
+            raise ExecutorError(f"the process executor is {state} (use it as `async with`)")
+
+    def _track(self, execution: ProcessExecution) -> None:
+        self._executions[execution.id] = execution
+        if not execution.status().state.finished:
+            assert self._nursery is not None
+            self._nursery.start_soon(self._watch, execution)
+
+    def _forget(self, execution: ProcessExecution) -> None:
+        if self._executions.get(execution.id) is execution:
+            del self._executions[execution.id]
+        uid = execution._record.get("uid")
+        if isinstance(uid, int):
+            self._used_uids.discard(uid)
+
+    async def _watch(self, execution: ProcessExecution) -> None:
+        """Until the execution's monitor exits (a pidfd, else polling): then its status."""
+        shim = execution._record["shim"]
+        pid, ticks = int(shim["pid"]), int(shim["start"])
+        pidfd: int | None = None
+        with contextlib.suppress(OSError, AttributeError):
+            pidfd = os.pidfd_open(pid)
+        try:
+            if pidfd is not None and _alive(pid, ticks):  # the pidfd is of the right process
+                await trio.lowlevel.wait_readable(pidfd)
+            else:
+                while _alive(pid, ticks):  # noqa: ASYNC110 (not our child: nothing to wait on)
+                    await trio.sleep(0.1)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+        _reap(pid)
+        execution._finish()
+
+    async def _until(self, event: trio.Event) -> None:
+        """Wait for ``event``, or raise if the executor closes first (no one to set it)."""
+        if event.is_set():
+            return
+        self._check_open()
+        async with trio.open_nursery() as nursery:
+
+            async def on_close() -> None:
+                await self._closed.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(on_close)
+            await event.wait()
+            nursery.cancel_scope.cancel()
+        if not event.is_set():
+            raise ExecutorError("the process executor closed while waiting")
