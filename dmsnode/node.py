@@ -20,6 +20,7 @@ from nuactor.transport import Network, NetworkConfig, PeerRecord
 from . import __version__
 from .behaviours import build_root_actor
 from .config import Config
+from .executors import Availability, Executor
 from .observability import Events, NodeMetrics
 from .plugins import load_plugins
 from .resources import Hardware, Ledger
@@ -72,6 +73,9 @@ class Node:
         self.store = store
         self.ledger = ledger
         self.hardware = hardware
+        #: The executors this node runs workloads with, and whether each can (see daemon).
+        self.executors: dict[str, Executor] = {}
+        self.executor_availability: dict[str, Availability] = {}
         self.events = (
             Events(store, keep=int(config.get("observability.events_keep"))) if store else None
         )
@@ -120,6 +124,7 @@ class Node:
             "counters": dict(self.system.counters),
             "behaviours": sorted(self.root.behaviours),
             "hellos": dict(self.hellos),
+            "executors": self.executor_status(),
             "plugins": [
                 {"name": p.name, "behaviours": p.behaviours, "error": p.error} for p in self.plugins
             ],
@@ -149,8 +154,15 @@ class Node:
         return rows
 
     def executor_status(self) -> dict[str, Any]:
-        """Which executors this node can use (filled in by the executors issue)."""
-        return {}
+        """Which executors this node can use, and why not where it cannot."""
+        return {
+            name: {
+                "available": availability.available,
+                "reason": availability.reason,
+                "details": dict(availability.details),
+            }
+            for name, availability in self.executor_availability.items()
+        }
 
     async def stop_allocations(self, alloc_ids: list[str]) -> None:
         """Stop the executions of these allocations (none run before executors exist)."""
