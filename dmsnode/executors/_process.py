@@ -268,7 +268,12 @@ def final_status(
     if ended is None:
         return ExecutionStatus(
             State.FAILED,
-            reason="its monitor ended without saying how the execution ended (see shim.log)",
+            reason="its monitor ended without saying how the execution ended (see shim.log); "
+            + (
+                "what was left of it in its cgroup was killed"
+                if record.get("cgroups")
+                else "processes it started may still run"
+            ),
             started_at=started,
             finished_at=time.time(),
         )
@@ -403,23 +408,25 @@ class ProcessExecution(Execution):
         self._executor._check_open()
         asked = {"at": time.time(), "grace": grace}
         _write_json(self._dir / _STOP, asked)
+        done = False
         try:
             self._signal(signal.SIGTERM, plumbing=False)
             with trio.move_on_after(grace):
                 await self._executor._until(self._finished)
             if not self._finished.is_set():
-                _write_json(self._dir / _STOP, {**asked, "killed": True})
-                self._kill()
+                self._kill(asked)
                 with trio.move_on_after(KILL_TIMEOUT):
                     await self._executor._until(self._finished)
                 if not self._finished.is_set():
                     raise ExecutorError(
                         f"allocation {self.id} did not end within {KILL_TIMEOUT:g} s of SIGKILL"
                     )
-        except trio.Cancelled:
-            _write_json(self._dir / _STOP, {**asked, "killed": True})
-            self._kill()
-            raise
+            done = True
+        finally:
+            # Cancelled (the Cancelled may come wrapped in a group) or closed meanwhile: a
+            # stop that was begun is finished at once.
+            if not done and not self._finished.is_set():
+                self._kill(asked)
         return self._status
 
     async def logs(
@@ -528,7 +535,9 @@ class ProcessExecution(Execution):
                 with contextlib.suppress(psutil.Error):
                     process.send_signal(number)
 
-    def _kill(self) -> None:
+    def _kill(self, asked: Mapping[str, Any]) -> None:
+        """SIGKILL everything of the execution, noting it in ``stop.json`` first."""
+        _write_json(self._dir / _STOP, {**asked, "killed": True})
         self._cgroup.kill()
         self._signal(signal.SIGKILL, plumbing=True)
 
@@ -541,6 +550,8 @@ class ProcessExecution(Execution):
             stop = _read_json(self._dir / _STOP)
         except ExecutorError as exc:
             log.error("allocation %s: %s", self.id, exc)
+        if ended is None:  # the monitor died: what it left can no longer be watched
+            self._cgroup.kill()
         self._status = final_status(self._record, ended, stop)
         self._finished.set()
 
@@ -953,6 +964,8 @@ class ProcessExecutor(Executor):
             if shim is not None:
                 _reap(int(shim["pid"]))
             ended = _read_json(directory / _EXIT)
+            if ended is None:  # the monitor died: what it left can no longer be watched
+                Cgroup.from_json(record.get("cgroups")).kill()
             status = final_status(record, ended, _read_json(directory / _STOP))
         elif shim is None:
             status = ExecutionStatus(

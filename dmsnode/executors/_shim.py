@@ -82,6 +82,7 @@ def _child(config: dict[str, Any], out_w: int, err_w: int, status_w: int) -> Non
         for signum in _RESET:
             _signal.signal(signum, _signal.SIG_DFL)
         os.setsid()
+        os.umask(0o022)
         stage = "cgroup"
         me = str(os.getpid()).encode()
         for path in config["cgroup_procs"]:
@@ -239,6 +240,7 @@ def run(directory: str) -> None:
 
 
 def _monitor(directory: str) -> None:
+    os.umask(0o077)  # logs and status are the node's, not the execution's
     os.closerange(3, 1 << 16)  # whatever the node had open stays with the node
     with open(os.path.join(directory, "shim.cfg"), "rb") as file:
         config: dict[str, Any] = marshal.load(file)
