@@ -215,7 +215,7 @@ def spec_from_inspect(info: Mapping[str, Any]) -> ExecutionSpec:
         if ulimit.get("Name") in names:
             limits[names[ulimit["Name"]]] = int(ulimit.get("Hard", ulimit.get("Soft", 0)))
     ports: list[PortMapping] = []
-    for key, bindings in sorted((host.get("PortBindings") or {}).items()):
+    for key, bindings in (host.get("PortBindings") or {}).items():
         number, _, protocol = key.partition("/")
         for binding in bindings or ():
             if binding.get("HostPort"):
@@ -273,6 +273,8 @@ def status_from_inspect(
     state = info.get("State") or {}
     started = parse_time(state.get("StartedAt"))
     finished = parse_time(state.get("FinishedAt"))
+    if started is not None and finished is not None and finished < started:
+        started = finished  # Docker stamps a very short run's start after its end
     status = state.get("Status", "")
     if status in _RUNNING:
         return ExecutionStatus(State.RUNNING, started_at=started)
@@ -369,7 +371,9 @@ def log_line(stream: Stream, chunk: str) -> LogLine:
 
 
 def _since(since: float | None) -> str | None:
-    return None if since is None else f"{max(since, 0.0):.9f}"
+    """``since`` for the logs API: a microsecond early, as a float cannot hold nanoseconds
+    (the exact cut is made on our side, on the same parsed times)."""
+    return None if since is None else f"{max(since - 1e-6, 0.0):.9f}"
 
 
 # -- executions -------------------------------------------------------------------------------
@@ -411,12 +415,11 @@ class DockerExecution(Execution):
 
     async def stop(self, grace: float = 10.0) -> ExecutionStatus:
         """Docker's stop: the image's stop signal (SIGTERM unless it says otherwise), then
-        SIGKILL after ``grace`` seconds. Cancelled during the grace, it kills at once."""
+        SIGKILL after ``grace`` seconds. Cancelled, it kills at once."""
         if self._finished.is_set():
             return self._status
-        stop_signal = await self._stop_signal()
         try:
-            await self._signal(stop_signal)
+            await self._signal(await self._stop_signal())
             with trio.move_on_after(grace):
                 await self._executor._until(self._finished)
             if not self._finished.is_set():
@@ -452,8 +455,8 @@ class DockerExecution(Execution):
     async def logs(
         self, *, follow: bool = False, since: float | None = None
     ) -> AsyncIterator[LogLine]:
-        """Both streams, in time order; ``follow`` streams them until the container stops
-        (each stream in its own order, the two interleaved as they come)."""
+        """Both streams, in the order they were written; ``follow``: then what comes, until
+        the container stops."""
         if self._removed:
             raise ExecutorError(f"container {self.id[:12]} was cleaned up: its logs are gone")
         bridge = self._executor._bridge_or_raise()
@@ -465,14 +468,13 @@ class DockerExecution(Execution):
                         if since is None or line.time >= since:
                             yield line
                 return
-            stdout = await bridge.logs(self.id, "stdout", _since(since))
-            stderr = await bridge.logs(self.id, "stderr", _since(since))
+            chunks = await bridge.logs(self.id, _since(since))
         except DockerApiError as exc:
             raise self._executor._error(
                 f"cannot read the logs of container {self.id[:12]}", exc
             ) from None
-        lines = [log_line("stdout", c) for c in stdout] + [log_line("stderr", c) for c in stderr]
-        for line in sorted(lines, key=lambda line: line.time):
+        for stream, chunk in chunks:
+            line = log_line(stream, chunk)
             if since is None or line.time >= since:
                 yield line
 
@@ -551,6 +553,7 @@ class DockerExecutor(Executor):
         self._bridge: DockerBridge | None = None
         self._nursery: trio.Nursery | None = None
         self._closed = trio.Event()
+        self._waiters: set[trio.CancelScope] = set()
         self._executions: dict[str, DockerExecution] = {}
         self._network_lock = trio.Lock()
         self._ports_network: str | None = None
@@ -573,6 +576,8 @@ class DockerExecutor(Executor):
     async def __aexit__(self, *exc_info: object) -> None:
         """Stop watching; the containers keep running (see :meth:`recover`)."""
         self._closed.set()
+        for waiter in self._waiters:
+            waiter.cancel()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
         try:
@@ -790,14 +795,13 @@ class DockerExecutor(Executor):
         if event.is_set():
             return
         self._bridge_or_raise()
-        async with trio.open_nursery() as nursery:
-
-            async def on_close() -> None:
-                await self._closed.wait()
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(on_close)
-            await event.wait()
-            nursery.cancel_scope.cancel()
+        # Not a nursery: the caller's cancellation must come out as a plain trio.Cancelled.
+        scope = trio.CancelScope()
+        self._waiters.add(scope)
+        try:
+            with scope:
+                await event.wait()
+        finally:
+            self._waiters.discard(scope)
         if not event.is_set():
             raise ExecutorError("the docker executor was closed while waiting on a container")

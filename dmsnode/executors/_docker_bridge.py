@@ -6,6 +6,11 @@ there as an asyncio task that the calling Trio task awaits, so cancelling the Tr
 cancels the request. Streams (followed logs) are pulled one item per call and closed on the
 asyncio side. Failures come back as :class:`DockerApiError`: nothing outside this module sees
 aiodocker, aiohttp or asyncio (DESIGN §3.5).
+
+Logs and stats are read from the raw response (``Docker._query``) rather than through
+aiodocker's helpers: those drop which stream each log frame came from, and leave the
+connection open when they are cancelled mid-stream; here every response is closed however
+its reader leaves.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
+import struct
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Final, Literal, TypeVar, final
 
@@ -27,8 +33,9 @@ __all__ = ["DockerApiError", "DockerBridge", "Stream"]
 T = TypeVar("T")
 Stream = Literal["stdout", "stderr"]
 
-#: Followed logs waiting for a slow reader, per call, before the daemon is made to wait.
-_FOLLOW_BUFFER: Final = 1024
+#: A multiplexed log frame's header: stream (1 stdout, 2 stderr), 3 bytes of padding, size.
+_FRAME: Final = struct.Struct(">BxxxL")
+_STREAMS: Final[dict[int, Stream]] = {1: "stdout", 2: "stderr"}
 #: aiodocker's status for "could not connect".
 _NO_CONNECTION: Final = 900
 #: How long closing a stream on the asyncio side may take once its reader has gone.
@@ -178,8 +185,10 @@ class DockerBridge:
         """One sample of the stats API (the daemon takes two, a second apart, for CPU %)."""
 
         async def sample(d: aiodocker.Docker) -> dict[str, Any]:
-            samples = await d.containers.container(container).stats(stream=False)
-            return samples[0] if samples else {}
+            path = f"containers/{container}/stats"
+            async with _response(d, path, {"stream": "0"}) as response:
+                data = await response.json(content_type=None)
+            return data if isinstance(data, dict) else {}
 
         return await self._run(sample)
 
@@ -192,27 +201,40 @@ class DockerBridge:
 
         return await self._run(listing)
 
-    async def logs(self, container: str, stream: Stream, since: str | None) -> list[str]:
-        """What the container wrote to ``stream`` so far: chunks, each with its timestamp."""
-        options = _log_options(stream, since)
-        return await self._run(lambda d: d.containers.container(container).log(**options))
+    async def logs(self, container: str, since: str | None) -> list[tuple[Stream, str]]:
+        """What the container wrote so far, both streams in the daemon's (time) order: each
+        chunk with its timestamp."""
+
+        async def read(d: aiodocker.Docker) -> list[tuple[Stream, str]]:
+            items = []
+            async with _response(d, f"containers/{container}/logs", _log_params(since)) as r:
+                while (item := await _next_frame(r)) is not None:
+                    items.append(item)
+            return items
+
+        return await self._run(read)
 
     async def follow_logs(
         self, container: str, since: str | None
     ) -> AsyncGenerator[tuple[Stream, str], None]:
-        """stdout and stderr chunks (timestamped) as they come, until the container stops.
+        """Like :meth:`logs`, then what comes, until the container stops.
 
-        Both streams are followed on the asyncio side and merged there; each item is then
-        fetched by its own call, so a Trio reader that goes away (or is cancelled) closes
-        them.
+        The response is opened, read (one frame per call) and closed on the asyncio side; a
+        Trio reader that goes away (or is cancelled) closes it.
         """
-        if self._client is None:
-            await self.version()  # raises why there is no client
-        assert self._client is not None
-        merged = _merged_logs(self._client.containers.container(container), since, self.url)
+        params = {**_log_params(since), "follow": "1"}
+        opened: list[contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse]] = []
+
+        async def open_(d: aiodocker.Docker) -> aiohttp.ClientResponse:
+            manager = _response(d, f"containers/{container}/logs", params)
+            response = await manager.__aenter__()
+            opened.append(manager)
+            return response
+
+        response = await self._run(open_)
         try:
             while True:
-                item = await self._run(lambda _: _next_or_none(merged))
+                item = await self._run(lambda _: _next_frame(response))
                 if item is None:
                     return
                 yield item
@@ -222,59 +244,41 @@ class DockerBridge:
                 trio.move_on_after(_CLOSE_TIMEOUT),
                 contextlib.suppress(DockerApiError, RuntimeError),
             ):
-                await self._run(lambda _: merged.aclose())
+                await self._run(lambda _: opened[0].__aexit__(None, None, None))
 
 
-def _log_options(stream: Stream, since: str | None) -> dict[str, Any]:
-    options: dict[str, Any] = {"stdout": stream == "stdout", "stderr": stream == "stderr"}
-    options["timestamps"] = True
-    if since is not None:
-        options["since"] = since
-    return options
-
-
-async def _next_or_none(generator: AsyncIterator[T]) -> T | None:
-    """The next item, or ``None`` at the end (StopAsyncIteration cannot leave a task)."""
-    try:
-        return await generator.__anext__()
-    except StopAsyncIteration:
-        return None
-
-
-async def _merged_logs(
-    handle: Any, since: str | None, url: str
-) -> AsyncGenerator[tuple[Stream, str], None]:
-    """(asyncio) Both streams of a container's followed logs, merged as they arrive."""
-    queue: asyncio.Queue[tuple[Stream, str] | BaseException | None] = asyncio.Queue(_FOLLOW_BUFFER)
-
-    async def pump(stream: Stream) -> None:
+@contextlib.asynccontextmanager
+async def _response(
+    client: aiodocker.Docker, path: str, params: Mapping[str, str]
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """(asyncio) A GET of the Docker API as a raw response, closed however its user leaves."""
+    async with client._query(path, "GET", params=dict(params), timeout=None) as response:
         try:
-            async for chunk in handle.log(follow=True, **_log_options(stream, since)):
-                await queue.put((stream, chunk))
-        except asyncio.CancelledError:
-            raise
-        except aiodocker.DockerError as exc:
-            await queue.put(_api_error(exc))
-        except (aiohttp.ClientError, OSError) as exc:
-            await queue.put(DockerApiError(0, f"cannot reach {url}: {exc}"))
-        else:
-            await queue.put(None)
+            yield response
+        finally:
+            response.close()
 
-    pumps = [asyncio.ensure_future(pump("stdout")), asyncio.ensure_future(pump("stderr"))]
-    try:
-        running = len(pumps)
-        while running:
-            item = await queue.get()
-            if item is None:
-                running -= 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield item
-    finally:
-        for task in pumps:
-            task.cancel()
-        await asyncio.gather(*pumps, return_exceptions=True)
+
+async def _next_frame(response: aiohttp.ClientResponse) -> tuple[Stream, str] | None:
+    """(asyncio) The next frame of a multiplexed log stream (a container without a TTY),
+    ``None`` at its end."""
+    content = response.content
+    while True:
+        try:
+            header = await content.readexactly(_FRAME.size)
+        except asyncio.IncompleteReadError:
+            return None  # the end of the logs (or of the container, when following)
+        kind, size = _FRAME.unpack(header)
+        payload = await content.readexactly(size) if size else b""
+        if kind in _STREAMS:
+            return _STREAMS[kind], payload.decode("utf-8", "replace")
+
+
+def _log_params(since: str | None) -> dict[str, str]:
+    params = {"stdout": "1", "stderr": "1", "timestamps": "1"}
+    if since is not None:
+        params["since"] = since
+    return params
 
 
 def _api_error(exc: aiodocker.DockerError) -> DockerApiError:
