@@ -52,7 +52,7 @@ from ._interface import (
     Stats,
 )
 from ._rlimits import Limits, limits_for
-from ._sandbox import DEFAULT_PATH, SANDBOXES, Sandbox, SandboxChoice, choose
+from ._sandbox import DEFAULT_PATH, SANDBOXES, Launch, Sandbox, SandboxChoice, choose
 
 __all__ = [
     "DEFAULT_UID_BASE",
@@ -78,6 +78,8 @@ UID_RANGE: Final = 65536
 LOG_POLL: Final = 0.05
 #: How long a stop waits for the monitor to see the end once everything got SIGKILL.
 KILL_TIMEOUT: Final = 10.0
+#: How long a stop goes on killing what an execution keeps forking (no cgroup, no namespace).
+KILL_ROUNDS: Final = 2.0
 #: A safe directory name: what an allocation id must be here.
 _ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _RECORD: Final = "execution.json"
@@ -226,6 +228,22 @@ def _namespace_init(pid: int) -> bool:
     except OSError:
         pass
     return False
+
+
+def _nproc(launch: Launch, limits: Limits) -> int | None:
+    """The ``RLIMIT_NPROC`` of an execution's first process, if it gets one. Sharing the node's
+    user, it must leave room for the tasks that user has already (a rough cap: they come and
+    go)."""
+    if not launch.nproc_rlimit:
+        return None
+    if not launch.shared_user:
+        return limits.pids
+    me, tasks = os.getuid(), 0
+    for process in psutil.process_iter(["uids", "num_threads"]):
+        uids, threads = process.info["uids"], process.info["num_threads"]
+        if uids is not None and uids.real == me:
+            tasks += threads or 1
+    return tasks + limits.pids
 
 
 def _spawn_monitor(directory: Path) -> int:
@@ -536,10 +554,20 @@ class ProcessExecution(Execution):
                     process.send_signal(number)
 
     def _kill(self, asked: Mapping[str, Any]) -> None:
-        """SIGKILL everything of the execution, noting it in ``stop.json`` first."""
+        """SIGKILL everything of the execution, noting it in ``stop.json`` first. Without a
+        cgroup or a pid namespace to take it all at once, rounds of SIGSTOP (a stopped process
+        cannot fork) and SIGKILL until nothing is left, for at most :data:`KILL_ROUNDS` s."""
         _write_json(self._dir / _STOP, {**asked, "killed": True})
         self._cgroup.kill()
-        self._signal(signal.SIGKILL, plumbing=True)
+        deadline = time.monotonic() + KILL_ROUNDS
+        while time.monotonic() < deadline:
+            processes, _ = self._members()
+            if not processes:
+                return
+            for number in (signal.SIGSTOP, signal.SIGKILL):
+                for process in processes:
+                    with contextlib.suppress(psutil.Error):
+                        process.send_signal(number)
 
     def _finish(self) -> None:
         if self._finished.is_set():
@@ -646,10 +674,11 @@ class ProcessExecutor(Executor):
                 if self._sandbox is None:
                     self._problem = self._sandbox_problem()
                 elif self._sandbox.name == "none":
+                    why = "; ".join(f"{k}: {v}" for k, v in self._why_not.items())
                     log.warning(
-                        "process executor: no sandbox works here (%s); executions run as "
-                        "plain processes",
-                        "; ".join(f"{k}: {v}" for k, v in self._why_not.items()),
+                        "process executor: executions run as plain processes, without a "
+                        "sandbox (%s)",
+                        why if why else "as asked",
                     )
             if self._use_cgroups:
                 self._cgroups, self._cgroup_note = detect()
@@ -715,7 +744,10 @@ class ProcessExecutor(Executor):
             and not self._privileged
             and self._sandbox.name == "none"
         ):
-            warnings.append("the number of processes is not limited")
+            warnings.append(
+                "the number of processes is capped roughly (RLIMIT_NPROC counts all the "
+                "node user's processes)"
+            )
         if self._cgroups is None or "cpu" not in self._cgroups.controllers:
             warnings.append("the CPU share (cores) is not limited, only CPU time")
         if warnings:
@@ -783,7 +815,7 @@ class ProcessExecutor(Executor):
                 "env": self._environment(spec, work, limits),
                 "cwd": str(cwd),
                 "rlimits": limits.rlimits(
-                    memory=not memory_by_cgroup, processes=launch.nproc_rlimit
+                    memory=not memory_by_cgroup, processes=_nproc(launch, limits)
                 ),
                 "uid": launch.uid,
                 "gid": launch.gid,

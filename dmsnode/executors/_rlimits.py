@@ -45,10 +45,10 @@ class Limits:
     file_size: int | None = None
     network: bool = False
 
-    def rlimits(self, *, memory: bool, processes: bool) -> list[RLimit]:
+    def rlimits(self, *, memory: bool, processes: int | None) -> list[RLimit]:
         """The rlimits for the first process. ``memory``: cap the address space (when no
-        cgroup caps memory); ``processes``: cap the user's process count (only meaningful when
-        the execution has a user of its own)."""
+        cgroup caps memory); ``processes``: the cap on the user's processes (and threads),
+        ``None`` for none (the kernel counts them per user: see docs/executors.md)."""
         limits: list[RLimit] = [
             (resource.RLIMIT_CORE, 0, 0),
             (resource.RLIMIT_NOFILE, self.open_files, self.open_files),
@@ -59,8 +59,8 @@ class Limits:
             limits.append((resource.RLIMIT_AS, self.memory, self.memory))
         if self.file_size is not None:
             limits.append((resource.RLIMIT_FSIZE, self.file_size, self.file_size))
-        if processes:
-            limits.append((resource.RLIMIT_NPROC, self.pids, self.pids))
+        if processes is not None:
+            limits.append((resource.RLIMIT_NPROC, processes, processes))
         return limits
 
     def to_dict(self) -> dict[str, int | float | bool | None]:

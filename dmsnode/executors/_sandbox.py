@@ -56,12 +56,20 @@ SYSTEM: Final = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 #: The PATH of the sandbox's own tools and of an execution that does not set one.
 DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PROBE_TIMEOUT: Final = 10.0
-#: pid 1 of the ``unshare`` sandbox: a private /tmp, then the command as its child (a pid 1
-#: without handlers ignores SIGTERM), signals passed on, its status passed back (a death by
-#: signal N as 128 + N, as shells and bubblewrap do). Its own messages go nowhere.
+#: pid 1 of the ``unshare`` sandbox (``sh -c INIT dmsnode-init MOUNT TMPFS-OPTIONS WORK CMD...``):
+#: a private /tmp (the work directory bound back into it if it lives under /tmp), then the
+#: command as its child (a pid 1 without handlers ignores SIGTERM), signals passed on, its status
+#: passed back (a death by signal N as 128 + N, as shells and bubblewrap do). Its own messages
+#: go nowhere.
 INIT: Final = """exec 3>&2 2>/dev/null
+here=$PWD
+cd "$3" || exit 125
 "$1" -t tmpfs -o "$2" dmsnode-tmp /tmp || { echo "dmsnode: cannot mount a private /tmp" >&3; exit 125; }
-shift 2
+case "$3" in /tmp/*)
+  mkdir -p "$3" && "$1" --no-canonicalize --bind . "$3" || { echo "dmsnode: cannot bind $3 under /tmp" >&3; exit 125; }
+esac
+cd "$here" || exit 125
+shift 3
 trap 'kill -TERM "$c"' TERM
 trap 'kill -INT "$c"' INT
 trap 'kill -HUP "$c"' HUP
@@ -95,6 +103,9 @@ class Launch:
     subreaper: bool = False
     #: Set ``RLIMIT_NPROC`` in the first process (else the sandbox sets it inside).
     nproc_rlimit: bool = False
+    #: The execution shares the node's user, so its ``RLIMIT_NPROC`` must leave room for what
+    #: that user runs already (the kernel counts per user).
+    shared_user: bool = False
 
 
 @final
@@ -135,7 +146,7 @@ class Sandbox:
             if self.privileged:
                 return Launch(list(command), uid, uid, no_new_privs=True, subreaper=True,
                               nproc_rlimit=True)  # fmt: skip
-            return Launch(list(command), subreaper=True)
+            return Launch(list(command), subreaper=True, nproc_rlimit=True, shared_user=True)
         inner = self._drop(uid, limits) + list(command)
         if self.name == "bwrap":
             argv = [self.tools["bwrap"], *self._bwrap_namespaces(limits.network)]
@@ -151,7 +162,8 @@ class Sandbox:
         if not limits.network:
             argv.append("--net")
         argv += ["--propagation", "private", "--", self.tools["sh"], "-c", INIT, "dmsnode-init"]
-        return Launch([*argv, self.tools["mount"], tmp, *inner], nproc_rlimit=self.privileged)
+        argv += [self.tools["mount"], tmp, str(work)]
+        return Launch([*argv, *inner], nproc_rlimit=self.privileged)
 
     def _drop(self, uid: int | None, limits: Limits) -> list[str]:
         """What runs the command inside: ``setpriv`` to the execution's user (privileged), or
@@ -226,7 +238,8 @@ def _bwrap_filesystem(work: Path, cwd: Path, limits: Limits) -> list[str]:
     for parent in reversed(work.parents):  # reachable by the execution's user
         if parent != Path("/"):
             argv += ["--perms", "0755", "--dir", str(parent)]
-    return [*argv, "--bind", str(work), str(work), "--chdir", str(cwd)]
+    argv += ["--bind", str(work), str(work), "--remount-ro", "/"]  # its own root, read-only
+    return [*argv, "--chdir", str(cwd)]
 
 
 def _tools(name: SandboxName, privileged: bool) -> tuple[dict[str, str], str | None]:

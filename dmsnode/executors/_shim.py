@@ -216,11 +216,12 @@ def _kill_leftovers(cgroup_procs: list[str], below: bool, reap: Any) -> None:
         left = _leftovers(cgroup_procs, below)
         if not left:
             return
-        for pid in left:
-            try:  # noqa: SIM105 (contextlib costs milliseconds to import)
-                os.kill(pid, _signal.SIGKILL)
-            except OSError:
-                pass
+        for signum in (_signal.SIGSTOP, _signal.SIGKILL):  # stopped, it cannot fork
+            for pid in left:
+                try:  # noqa: SIM105 (contextlib costs milliseconds to import)
+                    os.kill(pid, signum)
+                except OSError:
+                    pass
         time.sleep(0.01)
         reap()
 

@@ -188,6 +188,15 @@ async def test_stats_while_running_and_after(executor: ProcessExecutor) -> None:
     assert (await execution.stats()).pids == 0
 
 
+async def test_the_work_dir_by_its_path_is_the_work_dir(executor: ProcessExecutor) -> None:
+    reachable = all(p.stat().st_mode & 0o001 for p in executor.root.parents)
+    if executor.sandbox == "none" and ROOT and not reachable:
+        pytest.skip("the root's parents are closed to other users: only the cwd reaches it")
+    execution = await executor.start(spec('echo x > "$HOME/by-path" && echo x > by-cwd'))
+    assert (await execution.wait()).state is State.COMPLETED
+    assert {p.name for p in execution.work_dir.iterdir()} == {"by-path", "by-cwd"}
+
+
 # -- limits ----------------------------------------------------------------------------------
 
 
