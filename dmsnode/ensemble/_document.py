@@ -47,9 +47,12 @@ def validate_data(data: Any) -> list[SpecError]:
 
 def dump(ensemble: Ensemble) -> str:
     """The ensemble as YAML in its file format; ``parse(dump(e)) == e``."""
-    text: str = yaml.safe_dump(
-        ensemble.to_dict(), sort_keys=False, allow_unicode=True, default_flow_style=False
-    )
+    data = ensemble.to_dict()
+    text: str = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    if yaml.safe_load(text) != data:
+        # PyYAML writes some line breaks (U+0085, U+2028, U+2029) raw, and reads them back as
+        # breaks; escaping everything outside ASCII keeps such text as it was.
+        text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
     return text
 
 

@@ -340,16 +340,16 @@ class _Reader:
     def disk(self, data: Mapping[str, Any], path: Path) -> DiskRequest:
         self.keys(data, path, _DISK_KEYS)
         return DiskRequest(
-            size=self.size(data, path, "the disk size (10GiB; a bare number is GiB)"),
+            size=self.size(data, path, "the disk size (10GiB; a bare number is GiB)", zero=True),
             type=self.text(data, "type", path, ""),
         )
 
-    def size(self, data: Mapping[str, Any], path: Path, what: str) -> int:
+    def size(self, data: Mapping[str, Any], path: Path, what: str, *, zero: bool = False) -> int:
         if data.get("size") is None:
             self.error((*path, "size"), f"is missing: {what}")
             return 0
         size = self.unit(data, "size", path, parse_size, 0)
-        if size == 0 and not self.problems.touched((*path, "size")):
+        if size == 0 and not zero and not self.problems.touched((*path, "size")):
             self.error((*path, "size"), "must be more than 0")
         return size
 

@@ -45,7 +45,10 @@ def _placement(draft: Ensemble, problems: Problems) -> dict[str, str]:
             if not name or problems.touched(path):
                 continue
             if name not in draft.allocations:
-                problems.add(path, f"no allocation named {name!r}{_hint(name, draft.allocations)}")
+                if not problems.has(("allocations",)):  # else every name would be unknown
+                    problems.add(
+                        path, f"no allocation named {name!r}{_hint(name, draft.allocations)}"
+                    )
             elif name in placed:
                 problems.add(
                     path,
@@ -54,11 +57,8 @@ def _placement(draft: Ensemble, problems: Problems) -> dict[str, str]:
                 )
             else:
                 placed[name] = node.name
-    lists_complete = not problems.has(("nodes",)) and not any(
-        problems.has(("nodes", n.name))
-        or problems.has(("nodes", n.name, "allocations"))
-        or "" in n.allocations
-        for n in draft.nodes.values()
+    lists_complete = not problems.has(("nodes",)) and all(
+        _complete(n.name, n.allocations, problems) for n in draft.nodes.values()
     )
     if lists_complete:
         for name in draft.allocations:
@@ -139,6 +139,8 @@ def _ports(draft: Ensemble, problems: Problems) -> None:
             if problems.touched(path) or not port.allocation:
                 continue
             if port.allocation not in draft.allocations:
+                if problems.has(("allocations",)):
+                    continue
                 problems.add(
                     (*path, "allocation"),
                     f"no allocation named {port.allocation!r}"
@@ -146,6 +148,8 @@ def _ports(draft: Ensemble, problems: Problems) -> None:
                 )
                 continue
             if port.allocation not in node.allocations:
+                if not _complete(node.name, node.allocations, problems):
+                    continue
                 problems.add(
                     (*path, "allocation"),
                     f"{port.allocation!r} is not on node {node.name!r}"
@@ -205,6 +209,8 @@ def _edges(draft: Ensemble, problems: Problems) -> None:
         if not all(edge.edges) or problems.has(path):
             continue
         unknown = [n for n in edge.edges if n not in draft.nodes]
+        if unknown and problems.has(("nodes",)):
+            continue
         for name in unknown:
             problems.add(path, f"no node named {name!r}{_hint(name, draft.nodes)}")
         if unknown:
@@ -235,6 +241,15 @@ def _peers(draft: Ensemble, problems: Problems) -> None:
                 ("nodes", node.name, "peer"),
                 f"is pinned to a peer that exclude_peers[{excluded[node.peer]}] excludes",
             )
+
+
+def _complete(node: str, allocations: tuple[str, ...], problems: Problems) -> bool:
+    """Whether a node's list of allocations was read whole (so that what it lacks is lacking)."""
+    return not (
+        problems.has(("nodes", node))
+        or problems.has(("nodes", node, "allocations"))
+        or "" in allocations
+    )
 
 
 def _hint(word: str, known: Collection[str]) -> str:

@@ -76,7 +76,7 @@ def load_yaml(text: str | bytes) -> Document:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
         raise LoadProblem(_too_big(len(text.encode("utf-8", "surrogatepass"))))
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         code = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or "?")
@@ -87,8 +87,6 @@ def load_yaml(text: str | bytes) -> Document:
         raise LoadProblem(f"not valid YAML: {reason}", mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
         raise LoadProblem(f"not valid YAML: {exc}") from None
-    except RecursionError:
-        raise LoadProblem(f"nested more than {MAX_DEPTH} levels deep") from None
     if node is None:
         raise LoadProblem("the file is empty: an ensemble needs at least allocations and nodes")
     return _Walker().document(node)
@@ -96,6 +94,24 @@ def load_yaml(text: str | bytes) -> Document:
 
 def _too_big(size: int) -> str:
     return f"the file is too large ({size} bytes; an ensemble file may hold {MAX_TEXT_BYTES})"
+
+
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML has no type hints
+    """The safe loader, refusing deep nesting as it composes (its composer is recursive)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                line = self.peek_event().start_mark.line + 1
+                raise LoadProblem(f"nested more than {MAX_DEPTH} levels deep", line)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 class _Walker:
