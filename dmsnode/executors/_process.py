@@ -854,9 +854,9 @@ class ProcessExecutor(Executor):
         are watched again, none is stopped. A directory that cannot be read is logged and
         skipped."""
         self._check_open()
+        if self._lock is None:  # the root is someone else's (or cannot be made)
+            raise ExecutorUnavailable(f"the process executor cannot recover: {self._problem}")
         found: list[Execution] = []
-        if self._problem is not None and not self._root.is_dir():
-            return found
         for directory in sorted(self._root.iterdir()):
             await trio.lowlevel.checkpoint()
             if not directory.is_dir() or not _ID.fullmatch(directory.name):
@@ -886,8 +886,9 @@ class ProcessExecutor(Executor):
     def _open_root(self) -> str | None:
         """Make the root and lock it; why it cannot be used, if it cannot."""
         try:
-            self._root.mkdir(parents=True, exist_ok=True)
-            os.chmod(self._root, 0o711 if self._privileged else 0o700)
+            if not self._root.is_dir():  # a root it did not make keeps its mode
+                self._root.mkdir(parents=True)
+                os.chmod(self._root, 0o711 if self._privileged else 0o700)
             fd = os.open(self._root / _LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             return f"cannot use {self._root}: {exc.strerror}"

@@ -536,6 +536,8 @@ async def test_one_executor_per_root(tmp_path: Path) -> None:
             assert "in use by another process executor" in available.reason
             with pytest.raises(ExecutorUnavailable, match="in use"):
                 await second.start(spec("true"))
+            with pytest.raises(ExecutorUnavailable, match="in use"):
+                await second.recover()
         assert (await first.availability()).available
 
 
