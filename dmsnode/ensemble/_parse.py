@@ -279,7 +279,7 @@ class _Reader:
         if name is None:
             return self.resources(data, path)
         if not isinstance(name, str) or name not in self.template_data:
-            if name in self.declared_templates:
+            if isinstance(name, str) and name in self.declared_templates:
                 return _NO_RESOURCES  # the template is wrong, and reported where it is defined
             where = path if set(data) == {"name"} else (*path, "name")
             self.error(where, self.unknown_template(name))
@@ -319,7 +319,7 @@ class _Reader:
             self.error(where, "is missing: how many cores (1, 2, 0.5)")
         elif isinstance(cores, bool) or not isinstance(cores, int | float):
             self.error(where, f"must be a number of cores (1, 2, 0.5), got {_shown(cores)}")
-        elif not math.isfinite(cores) or not 0 < cores <= _MAX_CORES:
+        elif (isinstance(cores, float) and not math.isfinite(cores)) or not 0 < cores <= _MAX_CORES:
             self.error(where, f"must be more than 0 and at most {_MAX_CORES}, got {cores!r}")
         else:
             value = float(cores)

@@ -473,6 +473,7 @@ _junk = st.recursive(
         st.none(),
         st.booleans(),
         st.integers(-(10**20), 10**20),
+        st.sampled_from([10**400, -(10**400), 2**63, 2**64]),
         st.floats(),
         st.text(max_size=8),
         st.sampled_from(["docker", "null", "service", "1GiB", "30s", "n0", "did:key:z6Mk"]),

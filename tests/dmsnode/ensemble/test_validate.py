@@ -149,6 +149,8 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     # resources
     ("resources-missing", drop("allocations.db.resources"), "allocations.db.resources", "is missing"),
     ("cores-zero", put("allocations.db.resources", {**SMALL, "cpu": {"cores": 0}}), "allocations.db.resources.cpu.cores", "more than 0"),
+    ("cores-huge", put("allocations.db.resources", {**SMALL, "cpu": {"cores": 10**400}}), "allocations.db.resources.cpu.cores", "at most 1000000"),
+    ("cores-inf", put("allocations.db.resources", {**SMALL, "cpu": {"cores": float("inf")}}), "allocations.db.resources.cpu.cores", "at most 1000000, got inf"),
     ("cores-text", put("allocations.db.resources", {**SMALL, "cpu": {"cores": "two"}}), "allocations.db.resources.cpu.cores", "number of cores"),
     ("cpu-missing", put("allocations.db.resources", {"ram": {"size": 1}, "disk": {"size": 1}}), "allocations.db.resources.cpu", "is missing"),
     ("clock", put("allocations.db.resources", {**SMALL, "cpu": {"cores": 1, "clock_speed": "fast"}}), "allocations.db.resources.cpu.clock_speed", "not a clock speed"),
@@ -164,6 +166,7 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     ("template-unknown", put("allocations.web.resources", "big"), "allocations.web.resources", "no resource template named 'big' (templates: small)"),
     ("template-typo", put("allocations.web.resources", "smal"), "allocations.web.resources", "did you mean 'small'?"),
     ("template-merge-unknown", put("allocations.web.resources", {"name": "big", "ram": {"size": 2}}), "allocations.web.resources.name", "no resource template named 'big'"),
+    ("template-name-list", put("allocations.web.resources", {"name": ["small"]}), "allocations.web.resources", "a template is named by text"),
     ("template-broken", put("resources.small.cpu", {"cores": -1}), "resources.small.cpu.cores", "more than 0"),
     ("template-name", put("resources.small.name", "other"), "resources.small.name", "must be the template's key"),
     # dependencies
@@ -472,6 +475,7 @@ _scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-(10**20), 10**20),
+    st.sampled_from([10**400, -(10**400), 2**63, 2**64]),
     st.floats(),
     st.text(max_size=10),
     st.sampled_from(
