@@ -196,8 +196,10 @@ def _start_ticks(pid: int) -> int | None:
     return int(fields[19])
 
 
-def _alive(pid: int, ticks: int) -> bool:
-    return _start_ticks(pid) == ticks
+def _alive(pid: int, ticks: int | None) -> bool:
+    """Whether the process that started at ``ticks`` as ``pid`` still runs (``None``: it had
+    ended before its start time could be read)."""
+    return ticks is not None and _start_ticks(pid) == ticks
 
 
 def _reap(pid: int) -> None:
@@ -522,7 +524,7 @@ class ProcessExecution(Execution):
     def _monitor(self) -> psutil.Process | None:
         """The monitor, if it is still the process that was started."""
         shim = self._record.get("shim")
-        if shim is None or not _alive(int(shim["pid"]), int(shim["start"])):
+        if shim is None or not _alive(int(shim["pid"]), shim.get("start")):
             return None
         with contextlib.suppress(psutil.Error):
             return psutil.Process(int(shim["pid"]))
@@ -992,7 +994,7 @@ class ProcessExecutor(Executor):
         started = record.get("started_at")
         shim = record.get("shim")
         if (directory / _EXIT).exists() or (
-            shim is not None and not _alive(int(shim["pid"]), int(shim["start"]))
+            shim is not None and not _alive(int(shim["pid"]), shim.get("start"))
         ):
             if shim is not None:
                 _reap(int(shim["pid"]))
@@ -1032,7 +1034,7 @@ class ProcessExecutor(Executor):
     async def _watch(self, execution: ProcessExecution) -> None:
         """Until the execution's monitor exits (a pidfd, else polling): then its status."""
         shim = execution._record["shim"]
-        pid, ticks = int(shim["pid"]), int(shim["start"])
+        pid, ticks = int(shim["pid"]), shim.get("start")
         pidfd: int | None = None
         with contextlib.suppress(OSError, AttributeError):
             pidfd = os.pidfd_open(pid)

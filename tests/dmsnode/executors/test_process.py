@@ -25,6 +25,7 @@ from dmsnode.executors import (
     ProcessExecutor,
     State,
     _cgroups,
+    _process,
     _sandbox,
 )
 from dmsnode.executors._process import DEFAULT_UID_BASE, UID_RANGE, final_status
@@ -556,6 +557,20 @@ async def test_a_monitor_that_dies_fails_the_execution_and_kills_what_it_left(
         assert status.state is State.FAILED
         assert status.reason.startswith("its monitor ended without saying"), status.reason
         assert "was killed" in status.reason
+        await execution.cleanup()
+
+
+async def test_a_monitor_that_cannot_start_fails_the_execution(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_process, "_MONITOR", "import sys; sys.exit(3)")
+    async with ProcessExecutor(tmp_path / "root", node_id=NODE, sandbox="none") as executor:
+        execution = await executor.start(spec("echo never"))
+        with trio.fail_after(10):
+            status = await execution.wait()
+        assert status.state is State.FAILED
+        assert status.reason.startswith("its monitor ended without saying"), status.reason
+        assert await collect(execution) == []
         await execution.cleanup()
 
 
