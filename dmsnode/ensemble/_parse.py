@@ -13,7 +13,7 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar, cast, final
 from urllib.parse import urlsplit
 
 from nuactor import public_key_from_did
@@ -161,7 +161,10 @@ def read_ensemble(data: Any, problems: Problems) -> Ensemble | None:
     return _Reader(problems).ensemble(data)
 
 
+@final
 class _Reader:
+    """Reads one ensemble, field by field, into ``problems``; knows the templates read so far."""
+
     def __init__(self, problems: Problems) -> None:
         self.problems = problems
         self.templates: dict[str, ResourceRequest] = {}

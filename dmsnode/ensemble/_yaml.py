@@ -96,6 +96,7 @@ def _too_big(size: int) -> str:
     return f"the file is too large ({size} bytes; an ensemble file may hold {MAX_TEXT_BYTES})"
 
 
+@final
 class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML has no type hints
     """The safe loader, refusing deep nesting as it composes (its composer is recursive)."""
 
@@ -114,6 +115,7 @@ class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML has no type hint
             self._depth -= 1
 
 
+@final
 class _Walker:
     """Turns a composed node graph into plain data, enforcing the limits."""
 
