@@ -396,6 +396,7 @@ class DockerExecution(Execution):
         self._status = status
         self._finished = trio.Event()
         self._signalled = False
+        self._stopping = False
         self._killed_after: float | None = None
         self._removed = False
         if status.state.finished:
@@ -415,9 +416,11 @@ class DockerExecution(Execution):
 
     async def stop(self, grace: float = 10.0) -> ExecutionStatus:
         """Docker's stop: the image's stop signal (SIGTERM unless it says otherwise), then
-        SIGKILL after ``grace`` seconds. Cancelled, it kills at once."""
+        SIGKILL after ``grace`` seconds. Cancelled, or the executor closing meanwhile, it
+        kills at once."""
         if self._finished.is_set():
             return self._status
+        self._stopping = True
         try:
             await self._signal(await self._stop_signal())
             with trio.move_on_after(grace):
@@ -574,10 +577,19 @@ class DockerExecutor(Executor):
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        """Stop watching; the containers keep running (see :meth:`recover`)."""
+        """Stop watching; the containers keep running (see :meth:`recover`), except those
+        being stopped: they are killed, as their stop cannot wait any more."""
         self._closed.set()
         for waiter in self._waiters:
             waiter.cancel()
+        stopping = [
+            e for e in self._executions.values() if e._stopping and not e._finished.is_set()
+        ]
+        if stopping and self._bridge is not None:
+            with trio.CancelScope(shield=True), trio.move_on_after(_SHIELDED_TIMEOUT):
+                for execution in stopping:
+                    with contextlib.suppress(DockerApiError):
+                        await self._bridge.kill(execution.id, "SIGKILL")
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
         try:

@@ -59,8 +59,12 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
 
     def connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self._path)
+        except BaseException:
+            sock.close()
+            raise
         self.sock = sock
 
 
@@ -559,6 +563,33 @@ async def test_cancelled_waits_leave_it_running_and_a_cancelled_stop_kills(
     status = await wait(execution)
     assert (status.state, status.exit_code) == (State.STOPPED, 137)
     await execution.cleanup()
+
+
+async def test_closing_the_executor_during_a_stop_kills(daemon: Daemon, node_id: str) -> None:
+    url = daemon.api.url
+    errors: list[ExecutorError] = []
+    # The executor closes (its block ends) while stop() waits out the grace in the nursery.
+    async with (
+        trio.open_nursery() as nursery,
+        DockerExecutor(node_id=node_id, docker_url=url) as executor,
+    ):
+        execution = await executor.start(job(daemon, "sleep", "30"))
+
+        async def stop() -> None:
+            try:
+                await execution.stop(grace=20)  # sleep ignores SIGTERM
+            except ExecutorError as exc:
+                errors.append(exc)
+
+        nursery.start_soon(stop)
+        await trio.sleep(0.3)
+    assert len(errors) == 1
+    assert "closed" in str(errors[0])
+    state = daemon.api.inspect(execution.id)["State"]
+    assert (state["Running"], state["ExitCode"]) == (False, 137)
+    async with DockerExecutor(node_id=node_id, docker_url=url) as again:
+        for found in await again.recover():
+            await found.cleanup()
 
 
 async def test_cleanup_refuses_a_running_container(
