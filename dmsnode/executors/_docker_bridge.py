@@ -74,8 +74,12 @@ class DockerBridge:
         self._loop = await self._stack.enter_async_context(trio_asyncio.open_loop())
         try:
             self._client = await self._loop.run_aio_coroutine(self._make_client())
-        except ValueError as exc:  # aiodocker found no daemon address to use
-            self._unusable = f"no Docker daemon address ({exc})"
+        except (ValueError, AssertionError) as exc:
+            # aiodocker found no daemon address to use (0.27 asserts rather than raises).
+            self._unusable = f"no Docker daemon address ({str(exc) or 'no socket found'})"
+        except BaseException:
+            await self._stack.aclose()  # never leave the asyncio loop entered behind us
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
