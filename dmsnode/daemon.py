@@ -21,6 +21,7 @@ from nuactor import Identity, TrustContext
 
 from .config import Config
 from .errors import DmsError
+from .executors import Availability, Executor, availabilities, available_executors
 from .node import Node, trust_path
 from .resources import Ledger, detect_hardware
 from .store import STORE_FILENAME, open_store
@@ -62,7 +63,16 @@ async def run_daemon(
         ledger = await Ledger.open(store, port_range=tuple(config.get("job.port_range")))
         hardware = await detect_hardware(work_dir)  # logs what it had to skip
         node = Node(config, identity, trust, store=store, ledger=ledger, hardware=hardware)
-        async with _started(node), trio.open_nursery() as nursery:
+        async with (
+            _executors(node) as executors,
+            _started(node),
+            trio.open_nursery() as nursery,
+        ):
+            node.executors = executors
+            node.executor_availability.update(await availabilities(executors))
+            for name, availability in node.executor_availability.items():
+                if not availability.available:
+                    log.info("executor %s unavailable: %s", name, availability.reason)
             api_url = await nursery.start(serve_api, node, rest["addr"], rest["port"])
             nursery.start_soon(_watch_trust, node)
             nursery.start_soon(_expire_commitments, node, ledger)
@@ -98,6 +108,22 @@ async def _started(node: Node) -> AsyncIterator[Node]:
             raise
         listen = ", ".join(node.config.get("p2p.listen_address"))
         raise DmsError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+
+
+@contextlib.asynccontextmanager
+async def _executors(node: Node) -> AsyncIterator[dict[str, Executor]]:
+    """The node's executors, entered (they own background tasks); one that cannot even start
+    is left out and reported unavailable, never fatal."""
+    found = available_executors(node.config, node_id=node.did)
+    async with contextlib.AsyncExitStack() as stack:
+        entered: dict[str, Executor] = {}
+        for name, executor in found.items():
+            try:
+                entered[name] = await stack.enter_async_context(executor)
+            except Exception as exc:
+                log.warning("executor %s could not start: %s: %s", name, type(exc).__name__, exc)
+                node.executor_availability[name] = Availability(False, f"could not start: {exc}")
+        yield entered
 
 
 async def _expire_commitments(node: Node, ledger: Ledger) -> None:
