@@ -123,3 +123,20 @@ async def test_offboarding_with_running_allocations(tmp_path: Path) -> None:
         forced = await net.cli(node, "offboard", "--force")
         assert "stopped 1 allocation(s): web-1" in forced.stdout.decode()
         assert json.loads((await net.cli(node, "resources", "--json")).stdout) is None
+
+
+async def test_the_node_reports_its_executors(tmp_path: Path) -> None:
+    net = LocalNet(tmp_path)
+    node = await owned_node(net)
+    async with net.running(node):
+        spec = json.loads((await net.cli(node, "resources", "hardware", "--json")).stdout)
+        executors = spec["executors"]
+        assert set(executors) >= {"docker", "process", "null"}
+        assert executors["null"]["available"] is True
+        assert executors["process"]["available"] is True
+        if not executors["docker"]["available"]:
+            assert "Docker" in executors["docker"]["reason"]  # says why, not a crash
+        status = json.loads(
+            (await net.cli(node, "actor", "invoke", "/dms/node/status", "--json")).stdout
+        )
+        assert status["executors"] == executors
