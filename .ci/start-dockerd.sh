@@ -34,15 +34,15 @@ dockerd --iptables=false --bridge=none \
 pid=$!
 echo "$pid" >"$dir/dockerd.launcher.pid"
 
-deadline=$((SECONDS + timeout))
+deadline=$(($(date +%s%3N) + timeout * 1000))
 until DOCKER_HOST="unix://$socket" docker info >/dev/null 2>&1; do
     if ! kill -0 "$pid" 2>/dev/null; then
-        say "dockerd exited before answering; the end of $dir/dockerd.log:"
+        say "dockerd exited before answering (log: $dir/dockerd.log)"
         tail -n 15 "$dir/dockerd.log" >&2 || true
         exit 1
     fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-        say "dockerd did not answer on $socket within ${timeout}s; the end of $dir/dockerd.log:"
+    if [ "$(date +%s%3N)" -ge "$deadline" ]; then
+        say "dockerd did not answer on $socket within ${timeout}s (log: $dir/dockerd.log)"
         tail -n 15 "$dir/dockerd.log" >&2 || true
         kill "$pid" 2>/dev/null || true
         exit 1

@@ -12,9 +12,9 @@ if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
     exit 0
 fi
 kill -TERM "$pid" 2>/dev/null || exit 0
-deadline=$((SECONDS + timeout))
+deadline=$(($(date +%s%3N) + timeout * 1000))
 while kill -0 "$pid" 2>/dev/null; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
+    if [ "$(date +%s%3N)" -ge "$deadline" ]; then
         echo "stop-dockerd: dockerd (pid $pid) still running after ${timeout}s: SIGKILL" >&2
         kill -KILL "$pid" 2>/dev/null || true
         break
