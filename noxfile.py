@@ -33,5 +33,5 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Every benchmark, each printing JSON lines."""
     session.install("-e", ".[bench]")
-    for module in ("envelope", "ucan", "actors", "network"):
+    for module in ("envelope", "ucan", "actors", "network", "executors"):
         session.run("python", "-m", f"benchmarks.{module}")
