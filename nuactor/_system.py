@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -115,8 +116,9 @@ class SystemConfig:
     gossip_seen_size: int = 100_000
 
 
-async def _enqueue(cell: Cell, delivery: Delivery) -> None:
-    """Put a local message in a mailbox: at once while there is room, else wait (backpressure).
+async def _enqueue(cell: Cell, delivery: Delivery, *, timeout: float = math.inf) -> bool:
+    """Put a local message in a mailbox: at once while there is room, else wait (backpressure)
+    for at most ``timeout`` seconds; whether it went in.
 
     While the mailbox has room this is a cancellation point but not a scheduling point, like a
     write to a buffered stream: a burst of sends costs no task switch per message, and the
@@ -126,7 +128,11 @@ async def _enqueue(cell: Cell, delivery: Delivery) -> None:
     try:
         cell.mailbox.put_nowait(delivery)
     except trio.WouldBlock:
-        await cell.mailbox.put(delivery)
+        with trio.move_on_after(timeout):
+            await cell.mailbox.put(delivery)
+            return True
+        return False
+    return True
 
 
 @dataclass(slots=True)
@@ -311,16 +317,10 @@ class ActorSystem:
             cell = self._local_cell(to, beh)
             slot = ReplySlot()
             delivery = Delivery(self._local_envelope(sender, to, beh, body, ttl_ms), slot)
-            await trio.lowlevel.checkpoint_if_cancelled()
-            try:
-                cell.mailbox.put_nowait(delivery)
-            except trio.WouldBlock:
-                with trio.move_on_after(timeout) as scope:
-                    await cell.mailbox.put(delivery)
-                if scope.cancelled_caught:
-                    raise InvokeTimeout(
-                        f"no reply to {beh} from {to} within {timeout} s (its mailbox stayed full)"
-                    ) from None
+            if not await _enqueue(cell, delivery, timeout=timeout):
+                raise InvokeTimeout(
+                    f"no reply to {beh} from {to} within {timeout} s (its mailbox stayed full)"
+                )
             return await self._wait_reply(slot, timeout, beh, to)
         prf, tok = self.trust.proofs_for(to.did, beh)
         envelope = Envelope.build(

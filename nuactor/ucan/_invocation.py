@@ -13,10 +13,10 @@ from typing import Any, Final, final
 
 from multiformats import CID
 
-from .._identity import Identity, verify
+from .._identity import Identity
 from ._command import check_command
 from ._delegation import Delegation
-from ._envelope import Envelope, cid_from_digest, cid_key, decode_envelope, seal
+from ._envelope import Envelope, cid_key, decode_envelope, seal
 from ._errors import MalformedToken, UnavailableProof
 from ._fields import (
     DEFAULT,
@@ -34,6 +34,7 @@ from ._fields import (
     require,
 )
 from ._ipld import Ipld, normalise
+from ._token import SignedToken
 from ._varsig import VarsigHeader
 
 __all__ = ["DEFAULT_INVOCATION_TTL", "INV_TAG", "INV_TAG_RC1", "Invocation"]
@@ -54,7 +55,7 @@ _FIELDS: Final = frozenset(
 
 @final
 @dataclass(frozen=True, eq=False, slots=True)
-class Invocation:
+class Invocation(SignedToken):
     """A signed UCAN invocation. Make one with :meth:`issue` or :meth:`decode`.
 
     Two invocations are equal when their encoded bytes (so their CIDs) are equal.
@@ -157,41 +158,6 @@ class Invocation:
             digest=envelope.digest,
             _envelope=envelope,
         )
-
-    def encode(self) -> bytes:
-        """The DAG-CBOR token, byte for byte as issued or decoded."""
-        return self._envelope.token
-
-    @property
-    def cid(self) -> CID:
-        """The token's CIDv1 (DAG-CBOR, SHA2-256); ``str(cid)`` is the ``bafy…`` form."""
-        if not self._cid:
-            self._cid.append(cid_from_digest(self.digest))
-        return self._cid[0]
-
-    @property
-    def cid_bytes(self) -> bytes:
-        """The binary CID: version 1, codec DAG-CBOR, then the multihash."""
-        return b"\x01\x71" + self.digest
-
-    @property
-    def signed_bytes(self) -> bytes:
-        """The SigPayload: the DAG-CBOR bytes the signature covers."""
-        return self._envelope.signed
-
-    def payload(self) -> Mapping[str, Ipld]:
-        """The payload map as it is in the token."""
-        return self._envelope.payload
-
-    def verify_signature(self) -> bool:
-        """Whether the signature is ``iss``'s Ed25519 signature of the SigPayload."""
-        return verify(self.iss, self._envelope.signed, self.signature)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Invocation) and other.digest == self.digest
-
-    def __hash__(self) -> int:
-        return hash(self.digest)
 
 
 def _check_payload(
