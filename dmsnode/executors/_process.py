@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import marshal
@@ -841,6 +842,7 @@ class ProcessExecutor(Executor):
             _remove_tree(directory)
             if uid is not None:
                 self._used_uids.discard(uid)
+                _release_uid(uid)
             if isinstance(exc, OSError):
                 raise ExecutorError(
                     f"cannot start allocation {spec.allocation_id}: {exc}"
@@ -983,8 +985,19 @@ class ProcessExecutor(Executor):
         return env
 
     def _take_uid(self) -> int:
-        for uid in range(self._uid_base, self._uid_base + UID_RANGE):
-            if uid not in self._used_uids:
+        """A uid no execution of this node holds and no process on the machine runs as.
+
+        Several nodes may share a machine (and a uid range), so a uid is claimed machine-wide
+        with an exclusive file under :data:`UID_CLAIMS` (released when the execution ends), and
+        uids that live processes run as are skipped; each node starts its search at an offset
+        from its node id. Two executions sharing a uid would share RLIMIT_NPROC, and processes
+        are found by uid.
+        """
+        busy = self._used_uids | _uids_in_use(self._uid_base, UID_RANGE)
+        start = int.from_bytes(hashlib.sha256(self._node_id.encode()).digest()[:4], "big")
+        for step in range(UID_RANGE):
+            uid = self._uid_base + (start + step) % UID_RANGE
+            if uid not in busy and _claim_uid(uid, f"{self._node_id} {self.root}"):
                 self._used_uids.add(uid)
                 return uid
         raise ExecutorError(f"no free uid left in {self._uid_base}+{UID_RANGE}")
@@ -1030,6 +1043,7 @@ class ProcessExecutor(Executor):
         uid = execution._record.get("uid")
         if isinstance(uid, int):
             self._used_uids.discard(uid)
+            _release_uid(uid)
 
     async def _watch(self, execution: ProcessExecution) -> None:
         """Until the execution's monitor exits (a pidfd, else polling): then its status."""
@@ -1066,3 +1080,47 @@ class ProcessExecutor(Executor):
             nursery.cancel_scope.cancel()
         if not event.is_set():
             raise ExecutorError("the process executor closed while waiting")
+
+
+def _uids_in_use(base: int, span: int) -> set[int]:
+    """The real uids in ``[base, base + span)`` that live processes run as."""
+    found: set[int] = set()
+    for process in psutil.process_iter(["uids"]):
+        uids = process.info["uids"]
+        if uids is not None and base <= uids.real < base + span:
+            found.add(uids.real)
+    return found
+
+
+#: Machine-wide claims on execution uids (the node runs as root whenever it hands out uids).
+UID_CLAIMS: Final = Path("/run/dmsnode/execution-uids")
+#: A claim younger than this is kept even with no process of its uid yet (one is starting).
+_CLAIM_GRACE = 60.0
+
+
+def _claim_uid(uid: int, owner: str) -> bool:
+    """Claim ``uid`` for one execution; ``False`` if another holds a live claim on it."""
+    UID_CLAIMS.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = UID_CLAIMS / str(uid)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            try:
+                age = time.time() - path.stat().st_mtime
+            except FileNotFoundError:
+                continue  # released meanwhile: try again
+            if age < _CLAIM_GRACE or _uids_in_use(uid, 1):
+                return False
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # stale: its execution is gone and nothing runs as the uid
+            continue
+        with os.fdopen(fd, "w") as claim:
+            claim.write(owner + "\n")
+        return True
+    return False
+
+
+def _release_uid(uid: int) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (UID_CLAIMS / str(uid)).unlink()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import shutil
 import time
@@ -698,3 +699,24 @@ def test_without_cgroup_mounts_there_is_no_support() -> None:
     support, why = _cgroups.detect(mountinfo="", own="0::/\n")
     assert support is None
     assert "no cgroup memory, cpu, pids controller" in why
+
+
+@pytest.mark.skipif(not ROOT, reason="executions get their own uid only when the node is root")
+async def test_two_nodes_on_one_machine_never_share_an_execution_uid(
+    tmp_path: Path, no_execution_user_left: None
+) -> None:
+    """Each execution runs as its own user; two nodes on one machine (as ``dmsnode demo`` runs
+    them) must not hand the same uid to different executions."""
+    uids: list[int] = []
+    async with (
+        ProcessExecutor(tmp_path / "a", node_id="node-a", sandbox="none") as a,
+        ProcessExecutor(tmp_path / "b", node_id="node-b", sandbox="none") as b,
+        ProcessExecutor(tmp_path / "c", node_id="node-a", sandbox="none") as same_id,
+    ):
+        executions = [await executor.start(spec("sleep 30")) for executor in (a, b, same_id, a)]
+        for execution in executions:
+            record = json.loads((execution.directory / "execution.json").read_text())
+            uids.append(record["uid"])
+        for execution in executions:
+            await execution.stop(grace=0.1)
+    assert len(set(uids)) == len(uids), uids
