@@ -47,16 +47,14 @@ _MILLI: Final = 1000
 _MAX_ID_LENGTH: Final = 256
 
 
-@final
 @dataclass(frozen=True, slots=True)
-class Commitment:
-    """Resources and ports promised to ``alloc_id`` until ``expires_at`` (Unix time)."""
+class _Holding:
+    """What a commitment and an allocation both hold: resources and ports, for one id."""
 
     alloc_id: str
     resources: Resources
     static_ports: tuple[int, ...]
     dynamic_ports: tuple[int, ...]
-    expires_at: float
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -68,34 +66,30 @@ class Commitment:
             "alloc_id": self.alloc_id,
             "resources": self.resources.to_dict(),
             "ports": {"static": list(self.static_ports), "dynamic": list(self.dynamic_ports)},
-            "expires_at": self.expires_at,
         }
 
 
 @final
 @dataclass(frozen=True, slots=True)
-class Allocation:
+class Commitment(_Holding):
+    """Resources and ports promised to ``alloc_id`` until ``expires_at`` (Unix time)."""
+
+    expires_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return _Holding.to_dict(self) | {"expires_at": self.expires_at}
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Allocation(_Holding):
     """Resources and ports that ``alloc_id`` holds since ``allocated_at`` (Unix time), until it
     is released."""
 
-    alloc_id: str
-    resources: Resources
-    static_ports: tuple[int, ...]
-    dynamic_ports: tuple[int, ...]
     allocated_at: float
 
-    @property
-    def ports(self) -> tuple[int, ...]:
-        """Every port it holds, in order."""
-        return tuple(sorted((*self.static_ports, *self.dynamic_ports)))
-
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "alloc_id": self.alloc_id,
-            "resources": self.resources.to_dict(),
-            "ports": {"static": list(self.static_ports), "dynamic": list(self.dynamic_ports)},
-            "allocated_at": self.allocated_at,
-        }
+        return _Holding.to_dict(self) | {"allocated_at": self.allocated_at}
 
 
 @final
