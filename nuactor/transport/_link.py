@@ -89,6 +89,7 @@ class Link:
         "_timings",
         "_wake",
         "address",
+        "announced",
         "initiator_did",
         "last_received",
         "opened",
@@ -133,6 +134,8 @@ class Link:
         self.rtt: float | None = None
         #: When a ``peers`` answer last went out on this link (``getpeers`` is rate-limited).
         self.peers_sent_at = -float("inf")
+        #: Whether this peer's arrival was announced to the other neighbours (once per link).
+        self.announced = False
         self.opened = self.last_received = trio.current_time()
 
     @property

@@ -528,6 +528,9 @@ class Network(Transport):
     def _on_control(self, link: Link, message: ControlMessage) -> None:
         if isinstance(message, Hello):
             link.peer.add_addresses(message.addrs, confirmed=False)
+            if not link.announced:
+                link.announced = True
+                self._announce(link)
         elif isinstance(message, Peers):
             learned = False
             for did, addresses in message.peers:
@@ -544,6 +547,17 @@ class Network(Transport):
             if now - link.peers_sent_at >= _PEERS_REPLY_INTERVAL:
                 link.peers_sent_at = now
                 link.send_control(Peers(self._sample_peers(exclude=link.did)))
+
+    def _announce(self, link: Link) -> None:
+        """Tell the other neighbours about a peer that just said hello, so they learn it now
+        rather than at their next exchange (one small message per neighbour per new session)."""
+        addresses = tuple(link.peer.addresses[:MAX_ADDRESSES])
+        if not addresses:
+            return
+        news = Peers(((link.did, addresses),))
+        for peer in self._connected.values():
+            if peer.did != link.did and peer.primary is not None:
+                peer.primary.send_control(news)
 
     def _sample_peers(self, *, exclude: str) -> tuple[tuple[str, tuple[Multiaddr, ...]], ...]:
         """Up to ``MAX_EXCHANGED_PEERS`` peers with addresses, connected ones first."""

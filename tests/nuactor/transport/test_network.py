@@ -212,6 +212,23 @@ async def test_send_dials_a_peer_learned_from_peer_exchange() -> None:
         assert a.links(b) == 1
 
 
+async def test_a_peer_that_joins_later_is_announced_to_earlier_neighbours() -> None:
+    """a joins the hub before b does: the hub's hello-time peer list to a cannot name b, and the
+    periodic exchange is far off; a must still learn b, from the hub's announcement."""
+    quiet = {"target_peers": 0, "exchange_interval": 300.0}
+    async with node(IDS[0], **quiet) as hub, node(IDS[1], **quiet) as a, node(IDS[2], **quiet) as b:
+        await a.network.connect(hub.pinned())
+        await eventually(lambda: hub.record(a) is not None and hub.record(a).connected)  # type: ignore[union-attr]
+        assert a.record(b) is None
+        await b.network.connect(hub.pinned())
+        with trio.fail_after(5):
+            await eventually(lambda: a.record(b) is not None)
+        record = a.record(b)
+        assert record is not None
+        assert record.addresses == (b.address,)
+        assert await echo(a, b) == "hi"
+
+
 async def test_send_to_a_dead_peer_backs_off_and_gives_up_in_time(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
