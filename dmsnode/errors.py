@@ -17,6 +17,8 @@ __all__ = [
     "BadRequest",
     "CommitmentExpired",
     "ConfigError",
+    "DeploymentError",
+    "DeploymentRefused",
     "DmsError",
     "DuplicateAllocation",
     "EnsembleInvalid",
@@ -34,6 +36,7 @@ __all__ = [
     "RequestRefused",
     "StoreError",
     "UnknownAllocation",
+    "UnknownDeployment",
 ]
 
 
@@ -142,3 +145,16 @@ class EnsembleInvalid(DmsError):
         count = len(self.errors)
         listed = "; ".join(str(e) for e in self.errors)
         super().__init__(f"invalid ensemble ({count} error{'s' if count != 1 else ''}): {listed}")
+
+
+class DeploymentError(DmsError):
+    """A deployment could not be created, placed, started or found."""
+
+
+class UnknownDeployment(DeploymentError):
+    """No deployment (or no part of one on this provider) has that id."""
+
+
+class DeploymentRefused(DeploymentError):
+    """A provider refused a step of a deployment (commit, allocate, start); the message says
+    which and why."""

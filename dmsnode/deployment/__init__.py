@@ -1,0 +1,24 @@
+"""What orchestrators and providers say to each other about deployments: bid requests, bids and
+refusals, and the names of the behaviours (DESIGN §3.4, docs/orchestration.md)."""
+
+from __future__ import annotations
+
+from ._messages import (
+    MAX_NODES_PER_REQUEST,
+    Bid,
+    BidRequest,
+    NodeRequest,
+    Refusal,
+    gpu_fits,
+    location_problem,
+)
+
+__all__ = [
+    "MAX_NODES_PER_REQUEST",
+    "Bid",
+    "BidRequest",
+    "NodeRequest",
+    "Refusal",
+    "gpu_fits",
+    "location_problem",
+]
