@@ -12,13 +12,20 @@ from ._messages import (
     gpu_fits,
     location_problem,
 )
+from ._parts import COPY_MARK, base_name, node_part, node_request, node_requests, read_part
 
 __all__ = [
+    "COPY_MARK",
     "MAX_NODES_PER_REQUEST",
     "Bid",
     "BidRequest",
     "NodeRequest",
     "Refusal",
+    "base_name",
     "gpu_fits",
     "location_problem",
+    "node_part",
+    "node_request",
+    "node_requests",
+    "read_part",
 ]

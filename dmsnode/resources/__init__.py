@@ -15,7 +15,7 @@ from ..errors import (
     UnknownAllocation,
 )
 from ._hardware import Hardware, Usage, detect_hardware, usage
-from ._ledger import Allocation, Clock, Commitment, Ledger, LedgerState
+from ._ledger import Allocation, Clock, Commitment, Ledger, LedgerState, shortfall
 from ._model import VENDORS, Gpu, Resources, Vendor
 from ._onboarding import check_onboarding
 from ._ports import PortRequest
@@ -50,5 +50,6 @@ __all__ = [
     "format_hz",
     "parse_bytes",
     "parse_hz",
+    "shortfall",
     "usage",
 ]

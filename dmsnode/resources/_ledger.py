@@ -37,7 +37,7 @@ from ._onboarding import below_in_use, check_onboarding
 from ._ports import PortRequest, check_port_range, reserve_ports
 from ._units import format_bytes, format_cores, format_hz
 
-__all__ = ["Allocation", "Clock", "Commitment", "Ledger", "LedgerState"]
+__all__ = ["Allocation", "Clock", "Commitment", "Ledger", "LedgerState", "shortfall"]
 
 #: Unix time in seconds. A commitment's expiry is absolute so that it survives a restart; a
 #: monotonic clock (Trio's) restarts with the process, so the ledger uses wall-clock time.
@@ -426,6 +426,16 @@ def _load(conn: sqlite3.Connection, now: float) -> LedgerState:
                 Allocation(alloc_id, amount, tuple(static), tuple(dynamic), a["allocated_at"])
             )
     return LedgerState(onboarded, tuple(commitments), tuple(allocations))
+
+
+def shortfall(request: Resources, onboarded: Resources, free: Resources) -> str | None:
+    """Why ``request`` would not fit in ``free`` (everything that is short), or ``None``: the
+    same judgement :meth:`Ledger.commit` makes, for a node deciding whether to bid."""
+    try:
+        _fit(request, onboarded, free)
+    except NotEnoughResources as exc:
+        return str(exc)
+    return None
 
 
 def _fit(request: Resources, onboarded: Resources, free: Resources) -> Resources:

@@ -71,9 +71,42 @@ CREATE TABLE allocation_ports (
 CREATE INDEX allocation_ports_alloc ON allocation_ports (alloc_id);
 """
 
+_V3: Final = """
+CREATE TABLE deployments (                 -- this node as an orchestrator
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,                    -- Preparing, Committing, ..., Completed
+    ensemble TEXT NOT NULL,                 -- JSON: the ensemble as submitted (its file format)
+    manifest TEXT NOT NULL,                 -- JSON: where each node landed, its allocations' states
+    reason TEXT NOT NULL DEFAULT '',        -- why it failed, or what it waits for
+    created_at REAL NOT NULL,               -- Unix time, seconds
+    updated_at REAL NOT NULL,
+    deadline REAL NOT NULL                  -- give up placing it after this (Unix time)
+) WITHOUT ROWID;
+CREATE INDEX deployments_state ON deployments (state);
+
+CREATE TABLE deployment_logs (             -- allocations' output, kept once their provider is done
+    deployment TEXT NOT NULL REFERENCES deployments (id) ON DELETE CASCADE,
+    allocation TEXT NOT NULL,
+    lines TEXT NOT NULL,                    -- JSON list of {stream, time, text}
+    PRIMARY KEY (deployment, allocation)
+) WITHOUT ROWID;
+
+CREATE TABLE hosted (                      -- this node as a provider: the nodes it hosts
+    id TEXT PRIMARY KEY,                    -- deployment/node, also the ledger's alloc_id
+    deployment TEXT NOT NULL,
+    node TEXT NOT NULL,
+    orchestrator TEXT NOT NULL,             -- the DID allowed to act on it
+    ensemble TEXT NOT NULL,                 -- JSON: the node's part of the ensemble
+    state TEXT NOT NULL CHECK (state IN ('committed', 'allocated')),
+    created_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX hosted_deployment ON hosted (deployment);
+"""
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "events and a key-value table for small node state", (_V1,)),
     Migration(2, "the resource ledger: onboarding, commitments and allocations", (_V2,)),
+    Migration(3, "deployments (orchestrator) and hosted nodes (provider)", (_V3,)),
 )
 
 #: The schema version this code creates and understands.

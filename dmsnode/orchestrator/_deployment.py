@@ -1,0 +1,146 @@
+"""A deployment as the orchestrator keeps it: state, ensemble, manifest; and its rows in the store.
+
+The manifest is plain data (JSON in the store): for every slot (node, or redundant copy) the
+provider chosen, the signed bid, the slot's state and its allocations' last known status. It is
+written before every step that asks a provider to hold something, so that an orchestrator that
+restarts knows whom to tell to let go.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final, final
+
+import trio
+
+from ..ensemble import Ensemble, parse_data
+
+__all__ = ["TERMINAL", "Deployment", "DeploymentState", "delete_row", "load_rows", "save_row"]
+
+#: Entries of a deployment's history kept (the oldest are dropped).
+_HISTORY: Final = 100
+
+
+class DeploymentState(enum.Enum):
+    """Where a deployment is (NuNet's names)."""
+
+    PREPARING = "Preparing"  # asking for bids and choosing providers
+    COMMITTING = "Committing"  # two-phase commit with the chosen providers
+    PROVISIONING = "Provisioning"  # starting allocations, in depends_on waves
+    RUNNING = "Running"  # everything started; supervised
+    FAILED = "Failed"  # gave up, with the reason; everything released
+    SHUTTING_DOWN = "ShuttingDown"  # stopping and releasing everything, on request
+    COMPLETED = "Completed"  # every task ended, or shut down on request; released
+
+
+TERMINAL: Final = frozenset({DeploymentState.FAILED, DeploymentState.COMPLETED})
+
+
+@final
+@dataclass(eq=False)
+class Deployment:
+    """One deployment this node orchestrates (mutable: the orchestrator drives it)."""
+
+    id: str
+    ensemble: Ensemble
+    state: DeploymentState
+    deadline: float
+    created_at: float
+    updated_at: float
+    reason: str = ""
+    manifest: dict[str, Any] = field(default_factory=lambda: {"nodes": {}, "history": []})
+    #: Set on every news about the deployment (a status push, a poll); waiters renew it.
+    changed: trio.Event = field(default_factory=trio.Event)
+    #: Cancels the deployment's driving task (for a shutdown).
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+    @property
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        nodes: dict[str, dict[str, Any]] = self.manifest.setdefault("nodes", {})
+        return nodes
+
+    def note(self, text: str) -> None:
+        """Add a line to the deployment's history."""
+        history: list[dict[str, Any]] = self.manifest.setdefault("history", [])
+        history.append({"time": time.time(), "state": self.state.value, "text": text})
+        del history[:-_HISTORY]
+
+    def touch(self) -> None:
+        self.updated_at = time.time()
+        self.changed.set()
+        self.changed = trio.Event()
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state.value,
+            "reason": self.reason,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "deadline": self.deadline,
+            "nodes": len(self.ensemble.nodes),
+            "allocations": len(self.ensemble.allocations),
+            "description": self.ensemble.metadata.get("description", ""),
+        }
+
+
+def save_row(conn: sqlite3.Connection, deployment: Deployment) -> None:
+    conn.execute(
+        "INSERT INTO deployments (id, state, ensemble, manifest, reason, created_at, updated_at,"
+        " deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+        " state = excluded.state, manifest = excluded.manifest, reason = excluded.reason,"
+        " updated_at = excluded.updated_at",
+        (
+            deployment.id,
+            deployment.state.value,
+            json.dumps(deployment.ensemble.to_dict()),
+            json.dumps(deployment.manifest),
+            deployment.reason,
+            deployment.created_at,
+            deployment.updated_at,
+            deployment.deadline,
+        ),
+    )
+
+
+def delete_row(conn: sqlite3.Connection, id: str) -> bool:
+    return conn.execute("DELETE FROM deployments WHERE id = ?", (id,)).rowcount > 0
+
+
+def load_rows(conn: sqlite3.Connection) -> list[Deployment]:
+    """Every deployment in the store, oldest first."""
+    found = []
+    for row in conn.execute("SELECT * FROM deployments ORDER BY created_at"):
+        found.append(
+            Deployment(
+                id=row["id"],
+                ensemble=parse_data(json.loads(row["ensemble"])),
+                state=DeploymentState(row["state"]),
+                deadline=row["deadline"],
+                created_at=row["created_at"],
+                updated_at=row["updated_at"],
+                reason=row["reason"],
+                manifest=json.loads(row["manifest"]),
+            )
+        )
+    return found
+
+
+def save_logs(conn: sqlite3.Connection, id: str, allocation: str, lines: list[dict[str, Any]]) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO deployment_logs (deployment, allocation, lines) VALUES (?, ?, ?)",
+        (id, allocation, json.dumps(lines)),
+    )
+
+
+def load_logs(conn: sqlite3.Connection, id: str) -> dict[str, list[dict[str, Any]]]:
+    return {
+        row["allocation"]: json.loads(row["lines"])
+        for row in conn.execute(
+            "SELECT allocation, lines FROM deployment_logs WHERE deployment = ?", (id,)
+        )
+    }
