@@ -66,10 +66,11 @@ class CgroupSupport:
             parts.append(f"v{h.version} ({what}) in {h.parent}")
         return "; ".join(parts)
 
-    def create(self, name: str, limits: CgroupLimits) -> Cgroup:
-        """Make the group ``name`` in every hierarchy and write its limits. A stale empty group
-        of that name (left by a crash) is replaced; raises ``OSError``, having removed what it
-        made, if a group cannot be made or a limit written."""
+    def create(self, name: str) -> Cgroup:
+        """Make the group ``name`` in every hierarchy, without limits yet
+        (:meth:`Cgroup.set_limits`). A stale empty group of that name (left by a crash) is
+        replaced; raises ``OSError``, having removed what it made, if a group cannot be
+        made."""
         made: list[tuple[int, Path, frozenset[str]]] = []
         try:
             for h in self.hierarchies:
@@ -82,7 +83,6 @@ class CgroupSupport:
                     path.rmdir()
                     path.mkdir()
                 made.append((h.version, path, h.controllers))
-                _write_limits(h.version, path, h.controllers, limits)
         except BaseException:
             Cgroup(tuple(made)).remove()
             raise
@@ -102,6 +102,18 @@ class Cgroup:
         """A group name unique to an execution's directory (and so to node and allocation)."""
         digest = hashlib.sha256(str(directory).encode()).hexdigest()[:16]
         return f"dmsnode-{digest}"
+
+    @staticmethod
+    def fresh_name() -> str:
+        """A group name for an execution not known yet (a spare monitor's): random."""
+        return f"dmsnode-{os.urandom(8).hex()}"
+
+    def set_limits(self, limits: CgroupLimits) -> None:
+        """Write ``limits`` in every hierarchy (raises ``OSError`` if one cannot be written).
+        The execution's first process may be in the group already: it runs nothing of the
+        execution's before this is done."""
+        for version, path, controllers in self.groups:
+            _write_limits(version, path, controllers, limits)
 
     @property
     def procs_files(self) -> list[str]:

@@ -12,6 +12,13 @@ finds the monitors again by the pid and start time in ``execution.json`` (:meth:
 watches them through a pidfd, and reads the files. Nothing here kills an execution except
 :meth:`ProcessExecution.stop`.
 
+Starting a monitor (a Python interpreter) and moving a process into a cgroup take tens of
+milliseconds, so the executor keeps a *spare* ready: a monitor already started, with its
+execution's first process already forked and in fresh cgroups, and (as root) a uid claimed for
+it. :meth:`ProcessExecutor.start` hands the spare its execution's directory over a pipe and a
+task of the executor's nursery makes the next one; leaving the executor kills the spare. A
+spare whose node dies sees its pipe end, and ends (see :mod:`._shim`).
+
 Isolation (:mod:`._sandbox`), limits (:mod:`._rlimits`, :mod:`._cgroups`) and what each gives
 are in docs/executors.md ("process").
 """
@@ -31,6 +38,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Final, final
 
@@ -69,7 +77,7 @@ log = logging.getLogger("dmsnode.executors.process")
 #: is used (a script would be compiled at every start). Imported here once to make that cache.
 _MONITOR: Final = (
     f"import sys; sys.path[0:0] = [{str(Path(_shim.__file__).parent)!r}]; import _shim; "
-    "_shim.run(sys.argv[1])"
+    "_shim.run(sys.argv[1:])"
 )
 #: When the node runs as root, execution N runs as uid (and gid) ``DEFAULT_UID_BASE + N``:
 #: numbers no account uses, one per live execution of this root.
@@ -81,6 +89,9 @@ LOG_POLL: Final = 0.05
 KILL_TIMEOUT: Final = 10.0
 #: How long a stop goes on killing what an execution keeps forking (no cgroup, no namespace).
 KILL_ROUNDS: Final = 2.0
+#: How often the uid claimed for a spare monitor is renewed (claims older than
+#: :data:`_CLAIM_GRACE` with no process of their uid are taken over).
+CLAIM_REFRESH: Final = 20.0
 #: A safe directory name: what an allocation id must be here.
 _ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _RECORD: Final = "execution.json"
@@ -249,23 +260,59 @@ def _nproc(launch: Launch, limits: Limits) -> int | None:
     return tasks + limits.pids
 
 
-def _spawn_monitor(directory: Path) -> int:
-    """Start the monitor of ``directory`` in a session of its own; its pid."""
-    argv = [sys.executable, "-I", "-S", "-c", _MONITOR, str(directory)]
+def _spawn_monitor(arguments: Sequence[str], log: Path | None) -> tuple[int, int]:
+    """Start a monitor in a session of its own, its stderr to ``log`` (``None``: nowhere until
+    it has an execution); its pid, and the pipe on which it waits for its execution's directory
+    (:func:`_hand_over`; closing it unused makes the monitor end)."""
+    argv = [sys.executable, "-I", "-S", "-c", _MONITOR, *arguments]
     logged = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-    return os.posix_spawn(
-        sys.executable,
-        argv,
-        {"PATH": DEFAULT_PATH},
-        setsid=True,
-        setsigmask=(),
-        setsigdef=(signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE),
-        file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 2, str(directory / _SHIM_LOG), logged, 0o600),
-        ],
-    )
+    order_r, order_w = os.pipe()  # not inheritable: no other child of the node holds it
+    try:
+        pid = os.posix_spawn(
+            sys.executable,
+            argv,
+            {"PATH": DEFAULT_PATH},
+            setsid=True,
+            setsigmask=(),
+            setsigdef=(signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE),
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, order_r, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 2, str(log or os.devnull), logged, 0o600),
+            ],
+        )
+    except BaseException:
+        os.close(order_w)
+        raise
+    finally:
+        os.close(order_r)
+    return pid, order_w
+
+
+@final
+@dataclass(slots=True)
+class _Spare:
+    """A monitor started before its execution is known: its first process is forked (and in
+    ``cgroup``), ``uid`` is claimed for it (the claim file's inode: ``claim``); it waits for a
+    directory on the pipe ``order``."""
+
+    pid: int
+    ticks: int | None
+    order: int
+    cgroup: Cgroup | None
+    uid: int | None
+    claim: int | None
+
+
+def _hand_over(spare: _Spare, directory: Path) -> None:
+    """Give ``spare`` its execution (whose ``shim.cfg`` is written)."""
+    order, spare.order = spare.order, -1
+    try:
+        os.write(order, bytes(directory) + b"\n")  # one write to an empty pipe: it fits
+    except BrokenPipeError:
+        pass  # it died: its watcher finds it gone and says so
+    finally:
+        os.close(order)
 
 
 # -- how an execution ended ------------------------------------------------------------------------
@@ -647,6 +694,10 @@ class ProcessExecutor(Executor):
         self._lock: int | None = None
         self._used_uids: set[int] = set()
         self._executions: dict[str, ProcessExecution] = {}
+        #: Keep a spare monitor (off for the throw-away executors ``availability()`` makes).
+        self._keep_spares = True
+        self._spare: _Spare | None = None
+        self._spare_wanted = trio.Event()
         self._stack = contextlib.AsyncExitStack()
         self._nursery: trio.Nursery | None = None
         self._entered = False
@@ -688,6 +739,9 @@ class ProcessExecutor(Executor):
             else:
                 self._cgroup_note = "not used (cgroups=False)"
             self._nursery = await self._stack.enter_async_context(trio.open_nursery())
+            if self._keep_spares and self._problem is None:
+                self._spare_wanted.set()  # the first one is made at once
+                self._nursery.start_soon(self._keep_spare)
         except BaseException:
             await self._stack.aclose()
             self._release_root()
@@ -703,18 +757,21 @@ class ProcessExecutor(Executor):
             await self._stack.aclose()
         finally:
             self._nursery = None
+            self._discard_spare()  # the keeper did, unless it never ran
             self._release_root()
 
     async def availability(self) -> Availability:
         """Whether executions can run here, in which sandbox, with which limits."""
         if not self._entered or self._closed.is_set():
-            async with ProcessExecutor(
+            probe = ProcessExecutor(
                 self._root,
                 node_id=self._node_id,
                 sandbox=self._requested,
                 cgroups=self._use_cgroups,
                 uid_base=self._uid_base,
-            ) as probe:
+            )
+            probe._keep_spares = False
+            async with probe:
                 return await probe.availability()
         await trio.lowlevel.checkpoint()
         details = {
@@ -777,12 +834,13 @@ class ProcessExecutor(Executor):
             ) from None
         except OSError as exc:
             raise ExecutorError(f"cannot make {directory}: {exc.strerror}") from None
-        uid: int | None = None
-        cgroup: Cgroup | None = None
-        pid: int | None = None
+        monitor: _Spare | None = None
         try:
             os.chmod(directory, 0o711 if self._privileged else 0o700)
-            uid = self._take_uid() if self._privileged else None
+            monitor = self._take_spare() or self._new_monitor(
+                Cgroup.name_for(directory), directory / _SHIM_LOG
+            )
+            uid, cgroup = monitor.uid, monitor.cgroup
             work = directory / _WORK
             cwd = work / relative
             work.mkdir(mode=0o700)
@@ -790,11 +848,8 @@ class ProcessExecutor(Executor):
             if uid is not None:
                 for path in (cwd, *cwd.relative_to(work).parents):
                     os.chown(work / path, uid, uid)
-            if self._cgroups is not None:
-                cgroup = self._cgroups.create(
-                    Cgroup.name_for(directory),
-                    CgroupLimits(limits.memory, limits.cpu_cores, limits.pids),
-                )
+            if cgroup is not None:
+                cgroup.set_limits(CgroupLimits(limits.memory, limits.cpu_cores, limits.pids))
             memory_by_cgroup = cgroup is not None and "memory" in self._cgroups_controllers()
             launch = self._sandbox.launch(argv, work=work, cwd=cwd, uid=uid, limits=limits)
             record: dict[str, Any] = {
@@ -811,7 +866,7 @@ class ProcessExecutor(Executor):
                     ("cgroup" if memory_by_cgroup else "rlimit") if limits.memory else None
                 ),
                 "started_at": time.time(),
-                "shim": None,
+                "shim": {"pid": monitor.pid, "start": monitor.ticks},
             }
             config = {
                 "argv": launch.argv,
@@ -829,20 +884,13 @@ class ProcessExecutor(Executor):
                 "oom_files": cgroup.oom_files if cgroup is not None else [],
                 "pids_files": cgroup.pids_files if cgroup is not None else [],
             }
-            _write_json(directory / _RECORD, record)
             _write(directory / _CONFIG, marshal.dumps(config))
-            pid = _spawn_monitor(directory)
-            record["shim"] = {"pid": pid, "start": _start_ticks(pid)}
             _write_json(directory / _RECORD, record)
+            _hand_over(monitor, directory)
         except BaseException as exc:
-            if pid is not None:
-                _kill_tree(pid)
-            if cgroup is not None:
-                cgroup.remove()
+            if monitor is not None:
+                self._discard(monitor)
             _remove_tree(directory)
-            if uid is not None:
-                self._used_uids.discard(uid)
-                _release_uid(uid)
             if isinstance(exc, OSError):
                 raise ExecutorError(
                     f"cannot start allocation {spec.allocation_id}: {exc}"
@@ -984,8 +1032,9 @@ class ProcessExecutor(Executor):
         env.update(spec.env)
         return env
 
-    def _take_uid(self) -> int:
-        """A uid no execution of this node holds and no process on the machine runs as.
+    def _take_uid(self) -> tuple[int, int]:
+        """A uid no execution of this node holds and no process on the machine runs as, and
+        the inode of its claim.
 
         Several nodes may share a machine (and a uid range), so a uid is claimed machine-wide
         with an exclusive file under :data:`UID_CLAIMS` (released when the execution ends), and
@@ -997,9 +1046,12 @@ class ProcessExecutor(Executor):
         start = int.from_bytes(hashlib.sha256(self._node_id.encode()).digest()[:4], "big")
         for step in range(UID_RANGE):
             uid = self._uid_base + (start + step) % UID_RANGE
-            if uid not in busy and _claim_uid(uid, f"{self._node_id} {self.root}"):
+            if uid in busy:
+                continue
+            claim = _claim_uid(uid, f"{self._node_id} {self.root}")
+            if claim is not None:
                 self._used_uids.add(uid)
-                return uid
+                return uid, claim
         raise ExecutorError(f"no free uid left in {self._uid_base}+{UID_RANGE}")
 
     def _revive(self, directory: Path, record: dict[str, Any]) -> ProcessExecution:
@@ -1036,6 +1088,96 @@ class ProcessExecutor(Executor):
         if not execution.status().state.finished:
             assert self._nursery is not None
             self._nursery.start_soon(self._watch, execution)
+
+    def _new_monitor(self, cgroup_name: str, log: Path | None) -> _Spare:
+        """A monitor waiting for an execution: a uid claimed for it (as root), cgroups made
+        for it (empty, without limits), started. Raises what went wrong, having undone the
+        rest."""
+        assert self._sandbox is not None
+        uid = claim = None
+        cgroup: Cgroup | None = None
+        try:
+            if self._privileged:
+                uid, claim = self._take_uid()
+            if self._cgroups is not None:
+                cgroup = self._cgroups.create(cgroup_name)
+            kind = _shim.SUBREAPER if self._sandbox.subreaper else _shim.PLAIN
+            pid, order = _spawn_monitor(
+                [kind, *(cgroup.procs_files if cgroup is not None else ())], log
+            )
+        except BaseException:
+            if cgroup is not None:
+                cgroup.remove()
+            if uid is not None:
+                self._release(uid, claim)
+            raise
+        return _Spare(pid, _start_ticks(pid), order, cgroup, uid, claim)
+
+    def _take_spare(self) -> _Spare | None:
+        """The spare monitor, if it is alive, for an execution now; the keeper makes the
+        next one."""
+        spare, self._spare = self._spare, None
+        self._spare_wanted.set()
+        if spare is None:
+            return None
+        if not _alive(spare.pid, spare.ticks):
+            self._discard(spare)
+            return None
+        if spare.uid is not None and _claim_inode(spare.uid) != spare.claim:
+            # Unrenewed for a minute (the node was stopped?), its claim went to another node.
+            self._used_uids.discard(spare.uid)
+            spare.uid = spare.claim = None
+            try:
+                spare.uid, spare.claim = self._take_uid()
+            except BaseException:
+                self._discard(spare)
+                raise
+        return spare
+
+    def _discard(self, spare: _Spare) -> None:
+        """Kill a monitor that has no execution (or whose start failed), remove its cgroups and
+        release its uid."""
+        if spare.order >= 0:
+            os.close(spare.order)
+            spare.order = -1
+        _kill_tree(spare.pid)
+        if spare.cgroup is not None:
+            problems = spare.cgroup.remove()
+            if problems:
+                log.warning("process executor: cgroups left: %s", "; ".join(problems))
+        if spare.uid is not None:
+            self._release(spare.uid, spare.claim)
+
+    def _discard_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            self._discard(spare)
+
+    async def _keep_spare(self) -> None:
+        """Own the spare monitor: make one whenever ``start`` took it (or found it dead),
+        renew its uid claim while it waits, kill it when the executor closes."""
+        try:
+            while True:
+                with trio.move_on_after(CLAIM_REFRESH):
+                    await self._spare_wanted.wait()
+                spare = self._spare
+                if not self._spare_wanted.is_set():
+                    if spare is not None and spare.uid is not None:
+                        _renew_claim(spare.uid, spare.claim)
+                    continue
+                self._spare_wanted = trio.Event()
+                if spare is None:
+                    try:
+                        self._spare = self._new_monitor(Cgroup.fresh_name(), None)
+                    except (OSError, ExecutorError) as exc:  # start() starts one itself
+                        log.warning("process executor: no spare monitor: %s", exc)
+        finally:
+            self._discard_spare()
+
+    def _release(self, uid: int, claim: int | None) -> None:
+        self._used_uids.discard(uid)
+        if claim is None or _claim_inode(uid) == claim:  # not one another node took over
+            _release_uid(uid)
 
     def _forget(self, execution: ProcessExecution) -> None:
         if self._executions.get(execution.id) is execution:
@@ -1098,8 +1240,9 @@ UID_CLAIMS: Final = Path("/run/dmsnode/execution-uids")
 _CLAIM_GRACE = 60.0
 
 
-def _claim_uid(uid: int, owner: str) -> bool:
-    """Claim ``uid`` for one execution; ``False`` if another holds a live claim on it."""
+def _claim_uid(uid: int, owner: str) -> int | None:
+    """Claim ``uid`` for one execution: the claim file's inode; ``None`` if another holds a
+    live claim on it."""
     UID_CLAIMS.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = UID_CLAIMS / str(uid)
     for _ in range(2):
@@ -1111,14 +1254,29 @@ def _claim_uid(uid: int, owner: str) -> bool:
             except FileNotFoundError:
                 continue  # released meanwhile: try again
             if age < _CLAIM_GRACE or _uids_in_use(uid, 1):
-                return False
+                return None
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()  # stale: its execution is gone and nothing runs as the uid
             continue
         with os.fdopen(fd, "w") as claim:
             claim.write(owner + "\n")
-        return True
-    return False
+            return os.fstat(claim.fileno()).st_ino
+    return None
+
+
+def _claim_inode(uid: int) -> int | None:
+    """The inode of the claim on ``uid`` (``None``: unclaimed): whose claim it is."""
+    try:
+        return (UID_CLAIMS / str(uid)).stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
+def _renew_claim(uid: int, claim: int | None) -> None:
+    """Keep a claim on a uid that no process runs as yet from going stale."""
+    if _claim_inode(uid) == claim:
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(UID_CLAIMS / str(uid))
 
 
 def _release_uid(uid: int) -> None:

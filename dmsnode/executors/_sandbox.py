@@ -125,6 +125,11 @@ class Sandbox:
         return self.name != "none"
 
     @property
+    def subreaper(self) -> bool:
+        """Whether the monitor must keep orphans below it (no pid namespace holds them)."""
+        return self.name == "none"
+
+    @property
     def signals_as_codes(self) -> bool:
         """Whether a death by signal N reaches the monitor as exit code 128 + N."""
         return self.name != "none"
@@ -144,9 +149,10 @@ class Sandbox:
             raise ValueError("a privileged sandbox needs the execution's uid")
         if self.name == "none":
             if self.privileged:
-                return Launch(list(command), uid, uid, no_new_privs=True, subreaper=True,
+                return Launch(list(command), uid, uid, no_new_privs=True, subreaper=self.subreaper,
                               nproc_rlimit=True)  # fmt: skip
-            return Launch(list(command), subreaper=True, nproc_rlimit=True, shared_user=True)
+            return Launch(list(command), subreaper=self.subreaper, nproc_rlimit=True,
+                          shared_user=True)  # fmt: skip
         inner = self._drop(uid, limits) + list(command)
         if self.name == "bwrap":
             argv = [self.tools["bwrap"], *self._bwrap_namespaces(limits.network)]

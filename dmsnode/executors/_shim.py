@@ -1,38 +1,55 @@
 """The monitor of one ``process`` execution: runs it, logs its output, records how it ended.
 
 :class:`~dmsnode.executors.ProcessExecutor` starts it (``python -I -S``, this module imported
-from its directory, :func:`run` called with DIR) in a session of its own, so it outlives a restart of the node. It reads ``DIR/shim.cfg`` (marshal),
-forks the execution's first process (which joins the cgroups, takes its rlimits and user, and
-execs the sandbox or the command), writes its stdout and stderr to ``DIR/log.jsonl`` as
-timestamped JSON lines (``{"t": unix time, "s": "o" or "e", "l": text}``), and once it exits
-kills what it left behind and writes ``DIR/exit.json``. The node, which may no longer be its
-parent, learns the outcome from that file.
+from its directory, :func:`run` called with its arguments) in a session of its own, so it
+outlives a restart of the node, usually before it knows the execution: a *spare*, made ready
+while the node has nothing for it. Started, it forks the execution's first process at once,
+which joins the cgroups named on the command line (moving a process into a cgroup waits for an
+RCU grace period: 10 to 25 ms, paid here, before the execution exists) and waits. The monitor
+then reads a directory DIR from its stdin (a pipe from the node, ended by a newline): the node
+chose it for an execution and wrote ``DIR/shim.cfg`` (marshal). It passes that configuration on
+to the first process (which takes its rlimits and user, and execs the sandbox or the command),
+writes its stdout and stderr to ``DIR/log.jsonl`` as timestamped JSON lines (``{"t": unix
+time, "s": "o" or "e", "l": text}``), and once it exits kills what it left behind and writes
+``DIR/exit.json``. The node, which may no longer be its parent, learns the outcome from that
+file. A stdin that ends without a directory (the node no longer wants the spare, or died)
+makes the monitor end its first process, remove the cgroups and exit.
 
 Standard library only, and only modules that load in microseconds (no ``json``, ``re``,
-``signal`` or ``subprocess``): this runs once per execution, on its critical path.
+``signal``, ``subprocess`` or ``typing``): a monitor is started for every execution.
 """
 
 from __future__ import annotations
 
 import _json
 import _signal  # type: ignore[import-not-found]  # signal's C half, without enum
+import errno
 import marshal
 import os
 import resource
 import select
 import sys
 import time
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs 10 ms to import: only for the type checker
+if TYPE_CHECKING:
+    from typing import Any
 
 _CHUNK = 65536
 #: A line longer than this is logged in pieces.
 _MAX_LINE = 65536
 #: How long to wait for the output pipes to close once everything is dead.
 _DRAIN = 2.0
+#: How long to go on killing what the execution left (it may go on forking).
+_KILL_FOR = 1.0
 #: How many of the last stderr lines ``exit.json`` keeps (to tell why a sandbox failed).
 _TAIL = 20
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_NO_NEW_PRIVS = 38
+#: The first argument: whether the monitor is a subreaper (keeps orphans below it), which it
+#: becomes before it is handed an execution (``ctypes`` takes milliseconds to load).
+SUBREAPER = "subreaper"
+PLAIN = "plain"
 #: Python ignores SIGPIPE and SIGXFSZ; the workload gets the defaults back.
 _RESET = (
     _signal.SIGINT,
@@ -65,32 +82,79 @@ def _encode(value: Any) -> str:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+_libc: Any = None
+
+
 def _prctl(option: int, value: int) -> None:
-    import ctypes  # 4 ms: only in the modes that need it
+    global _libc
+    import ctypes  # 4 ms the first time: only in the modes that need it
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(option, value, 0, 0, 0) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, os.strerror(errno))
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if _libc.prctl(option, value, 0, 0, 0) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
 
 
-def _child(config: dict[str, Any], out_w: int, err_w: int, status_w: int) -> None:
-    """In the forked child: become the execution's first process, then exec. Never returns;
-    a failure is written to ``status_w`` as ``stage NUL errno NUL message``."""
+def _read_all(fd: int) -> bytes:
+    data = b""
+    while chunk := os.read(fd, _CHUNK):
+        data += chunk
+    return data
+
+
+def _exec(argv: list[str], env: dict[str, str]) -> None:
+    """``execvpe``, searching ``env``'s PATH, without ``os.execvpe``: it imports ``warnings``,
+    which the execution's user may not be allowed to read."""
+    program = argv[0]
+    if "/" in program:
+        os.execve(program, argv, env)
+    error: OSError | None = None
+    for directory in env.get("PATH", os.defpath).split(":"):
+        try:
+            os.execve(os.path.join(directory or ".", program), argv, env)
+        except OSError as exc:  # the first error that says more than "not here" wins
+            if error is None or (
+                error.errno in (errno.ENOENT, errno.ENOTDIR)
+                and exc.errno not in (errno.ENOENT, errno.ENOTDIR)
+            ):
+                error = exc
+    raise error or OSError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+
+
+def _child(cgroup_procs: list[str], go_r: int, out_w: int, err_w: int, status_w: int) -> None:
+    """In the forked child: join the cgroups, wait for the execution's configuration on
+    ``go_r`` (none: the spare was not used, exit), become the execution's first process and
+    exec. Never returns; a failure is written to ``status_w`` as ``stage NUL errno NUL
+    message``."""
     stage = "setup"
+    failure: BaseException | None = None
     try:
-        for signum in _RESET:
-            _signal.signal(signum, _signal.SIG_DFL)
         os.setsid()
-        os.umask(0o022)
         stage = "cgroup"
         me = str(os.getpid()).encode()
-        for path in config["cgroup_procs"]:
+        for path in cgroup_procs:
             fd = os.open(path, os.O_WRONLY)
             try:
                 os.write(fd, me)
             finally:
                 os.close(fd)
+    except BaseException as exc:  # reported once there is an execution to report it for
+        failure = exc
+    try:
+        raw = _read_all(go_r)
+    except BaseException:
+        os._exit(1)
+    if not raw:
+        os._exit(0)  # no execution for this spare
+    try:
+        if failure is not None:
+            raise failure
+        stage = "setup"
+        config: dict[str, Any] = marshal.loads(raw)
+        for signum in _RESET:
+            _signal.signal(signum, _signal.SIG_DFL)
+        os.umask(0o022)
         stage = "stdio"
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
@@ -110,12 +174,11 @@ def _child(config: dict[str, Any], out_w: int, err_w: int, status_w: int) -> Non
             stage = "no_new_privs"
             _prctl(_PR_SET_NO_NEW_PRIVS, 1)
         stage = "exec"
-        argv = config["argv"]
-        os.execvpe(argv[0], argv, config["env"])
+        _exec(config["argv"], config["env"])
     except BaseException as exc:
-        errno = getattr(exc, "errno", None) or 0
+        code = getattr(exc, "errno", None) or 0
         message = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        os.write(status_w, f"{stage}\0{errno}\0{message}".encode(errors="replace"))
+        os.write(status_w, f"{stage}\0{code}\0{message}".encode(errors="replace"))
     finally:
         os._exit(127)
 
@@ -211,10 +274,14 @@ class _Log:
 
 
 def _kill_leftovers(cgroup_procs: list[str], below: bool, reap: Any) -> None:
-    """SIGKILL what the execution's first process left behind, until nothing is left."""
-    for _ in range(100):
+    """SIGKILL what the execution's first process left behind, until nothing is left (for
+    :data:`_KILL_FOR` seconds at most). Often what is left is already dying (a sandbox's init
+    outlives its launcher by a millisecond): the pauses start short."""
+    deadline = time.monotonic() + _KILL_FOR
+    pause = 0.0005
+    while True:
         left = _leftovers(cgroup_procs, below)
-        if not left:
+        if not left or time.monotonic() > deadline:
             return
         for signum in (_signal.SIGSTOP, _signal.SIGKILL):  # stopped, it cannot fork
             for pid in left:
@@ -222,45 +289,101 @@ def _kill_leftovers(cgroup_procs: list[str], below: bool, reap: Any) -> None:
                     os.kill(pid, signum)
                 except OSError:
                     pass
-        time.sleep(0.01)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.01)
         reap()
 
 
-def run(directory: str) -> None:
-    """Monitor the execution of ``directory`` to its end, then exit (without the
-    interpreter's teardown: nothing is left to flush)."""
+def run(argv: list[str]) -> None:
+    """Be a monitor: ``argv`` is :data:`SUBREAPER` or :data:`PLAIN`, then the ``cgroup.procs``
+    files the execution's first process joins. Wait for an execution, monitor it to its end,
+    then exit (without the interpreter's teardown: nothing is left to flush)."""
     try:
-        _monitor(directory)
+        _monitor(argv[0] == SUBREAPER, argv[1:])
     except BaseException:
         import traceback
 
-        traceback.print_exc()  # into shim.log
+        traceback.print_exc()  # into shim.log (before an execution: nowhere)
         sys.stderr.flush()
         os._exit(1)
     os._exit(0)
 
 
-def _monitor(directory: str) -> None:
+def _order() -> str | None:
+    """The directory of the execution this monitor is for, from stdin; ``None`` if stdin
+    ends first."""
+    data = b""
+    while not data.endswith(b"\n"):
+        try:
+            chunk = os.read(0, 4096)
+        except InterruptedError:
+            continue
+        if not chunk:
+            return None
+        data += chunk
+    return os.fsdecode(data[:-1])
+
+
+def _remove_groups(cgroup_procs: list[str]) -> None:
+    """Remove the (empty) cgroups of an execution that never was."""
+    for path in cgroup_procs:
+        group = os.path.dirname(path)
+        for _ in range(100):
+            try:
+                os.rmdir(group)
+            except OSError as exc:
+                if exc.errno == errno.EBUSY:  # its last process is still leaving
+                    time.sleep(0.01)
+                    continue
+            break
+
+
+def _monitor(subreaper: bool, cgroup_procs: list[str]) -> None:
     os.umask(0o077)  # logs and status are the node's, not the execution's
     os.closerange(3, 1 << 16)  # whatever the node had open stays with the node
-    with open(os.path.join(directory, "shim.cfg"), "rb") as file:
-        config: dict[str, Any] = marshal.load(file)
     for signum in (_signal.SIGINT, _signal.SIGHUP, _signal.SIGTERM):
         _signal.signal(signum, _signal.SIG_IGN)  # the node stops executions, not this
-    if config["subreaper"]:
+    if subreaper:
         _prctl(_PR_SET_CHILD_SUBREAPER, 1)  # orphans stay below, to be found and reaped
-    log = _Log(os.path.join(directory, "log.jsonl"))
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     status_r, status_w = os.pipe()
+    go_r, go_w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        _child(config, out_w, err_w, status_w)
-    for fd in (out_w, err_w, status_w):
+        os.close(go_w)  # so that the end of this monitor is an end of file there
+        _child(cgroup_procs, go_r, out_w, err_w, status_w)
+    for fd in (out_w, err_w, status_w, go_r):
         os.close(fd)
-    failure = b""
-    while chunk := os.read(status_r, 4096):
-        failure += chunk
+
+    directory = _order()
+    if directory is None:  # not wanted: the first process ends on the end of file
+        os.close(go_w)
+        os.waitpid(pid, 0)
+        _remove_groups(cgroup_procs)
+        return
+    own_log = os.open(
+        os.path.join(directory, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+    )
+    os.dup2(own_log, 2)
+    os.close(own_log)
+    with open(os.path.join(directory, "shim.cfg"), "rb") as file:
+        raw = file.read()
+    try:
+        sent = 0
+        while sent < len(raw):  # the first process reads it all: a large one cannot block
+            sent += os.write(go_w, raw[sent:])
+    except BrokenPipeError:
+        pass  # the first process is gone: its end is reported below
+    os.close(go_w)
+    config: dict[str, Any] = marshal.loads(raw)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)  # the node's pipe
+    os.close(null)
+    if config["subreaper"] and not subreaper:
+        _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    log = _Log(os.path.join(directory, "log.jsonl"))
+    failure = _read_all(status_r)  # until the first process execs (or fails to)
     os.close(status_r)
 
     result: dict[str, Any] = {"exit_code": None, "signal": None, "rusage": None}
@@ -325,8 +448,8 @@ def _monitor(directory: str) -> None:
     usage = result["rusage"]
     error = None
     if failure:
-        stage, errno, message = failure.decode(errors="replace").split("\0", 2)
-        error = {"stage": stage, "errno": int(errno or 0), "message": message}
+        stage, code, message = failure.decode(errors="replace").split("\0", 2)
+        error = {"stage": stage, "errno": int(code or 0), "message": message}
     record = {
         "exit_code": result["exit_code"],
         "signal": result["signal"],
