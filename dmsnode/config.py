@@ -21,6 +21,7 @@ from typing import Any, Final, final
 from .errors import ConfigError
 
 __all__ = [
+    "BID_REQUESTS",
     "CONFIG_ENV",
     "CONFIG_FILENAME",
     "LOG_FORMATS",
@@ -36,6 +37,7 @@ CONFIG_FILENAME: Final = "dms_config.json"
 CONFIG_ENV: Final = "DMS_CONFIG"
 LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS: Final = ("json", "text")
+BID_REQUESTS: Final = ("direct", "broadcast")
 
 
 def _home() -> Path:
@@ -124,6 +126,24 @@ _SCHEMA: Final[Mapping[str, Mapping[str, _Key]]] = {
     "job": {
         "allow_privileged_docker": _Key(bool, _const(False)),
         "port_range": _Key((list, int), _const([16384, 32768]), _port_range),
+    },
+    "provider": {
+        "continent": _Key(str, _const("")),
+        "country": _Key(str, _const("")),
+        "city": _Key(str, _const("")),
+        "commit_ttl_s": _Key(int, _const(30), _at_least(1)),
+        "orphan_timeout_s": _Key(int, _const(300), _at_least(10)),
+    },
+    "orchestrator": {
+        "bid_requests": _Key(BID_REQUESTS, _const("direct")),
+        "bid_fanout": _Key(int, _const(8), _at_least(1)),
+        "bid_timeout_ms": _Key(int, _const(3000), _at_least(10)),
+        "bid_quorum": _Key(int, _const(3), _at_least(1)),
+        "step_timeout_ms": _Key(int, _const(15000), _at_least(100)),
+        "deployment_timeout_s": _Key(int, _const(300), _at_least(1)),
+        "liveness_interval_ms": _Key(int, _const(5000), _at_least(100)),
+        "liveness_misses": _Key(int, _const(3), _at_least(1)),
+        "recovery_limit": _Key(int, _const(3), _at_least(0)),
     },
     "observability": {
         "log_level": _Key(LOG_LEVELS, _const("info")),

@@ -54,45 +54,48 @@ async def run_daemon(
     on_ready: Callable[[dict[str, Any]], None] = lambda info: None,
 ) -> None:
     """Run the node until SIGINT/SIGTERM (or cancellation)."""
-    from .api import serve_api  # the API pulls in Quart: only a running node needs it
-
     work_dir = config.work_dir
     work_dir.mkdir(parents=True, exist_ok=True)
-    rest = config.get("rest")
     async with open_store(work_dir / STORE_FILENAME) as store:
         ledger = await Ledger.open(store, port_range=tuple(config.get("job.port_range")))
         hardware = await detect_hardware(work_dir)  # logs what it had to skip
         node = Node(config, identity, trust, store=store, ledger=ledger, hardware=hardware)
-        async with (
-            _executors(node) as executors,
-            _started(node),
-            trio.open_nursery() as nursery,
-        ):
+        async with _executors(node) as executors:
+            # Known before the node starts: its provider side recovers executions at once.
             node.executors = executors
             node.executor_availability.update(await availabilities(executors))
             for name, availability in node.executor_availability.items():
                 if not availability.available:
                     log.info("executor %s unavailable: %s", name, availability.reason)
-            api_url = await nursery.start(serve_api, node, rest["addr"], rest["port"])
-            nursery.start_soon(_watch_trust, node)
-            nursery.start_soon(_expire_commitments, node, ledger)
-            info = {"did": node.did, "p2p": node.network.addresses, "api": api_url}
-            for plugin in node.plugins:
-                if plugin.error:
-                    await node.record(
-                        "plugin.failed",
-                        {"plugin": plugin.name, "error": plugin.error},
-                        level="error",
-                    )
-            # Catch the signals before saying "ready", so a prompt SIGTERM still stops cleanly.
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                await node.record("node.started", info)
-                on_ready(info)
-                async for received in signals:
-                    log.info("stopping on %s", signal.Signals(received).name)
-                    break
-            nursery.cancel_scope.cancel()
+            await _serve(node, ledger, on_ready)
         await node.record("node.stopped", {"did": node.did})
+
+
+async def _serve(node: Node, ledger: Ledger, on_ready: Callable[[dict[str, Any]], None]) -> None:
+    """Run the started node and its API until a signal."""
+    from .api import serve_api  # the API pulls in Quart: only a running node needs it
+
+    rest = node.config.get("rest")
+    async with _started(node), trio.open_nursery() as nursery:
+        api_url = await nursery.start(serve_api, node, rest["addr"], rest["port"])
+        nursery.start_soon(_watch_trust, node)
+        nursery.start_soon(_expire_commitments, node, ledger)
+        info = {"did": node.did, "p2p": node.network.addresses, "api": api_url}
+        for plugin in node.plugins:
+            if plugin.error:
+                await node.record(
+                    "plugin.failed",
+                    {"plugin": plugin.name, "error": plugin.error},
+                    level="error",
+                )
+        # Catch the signals before saying "ready", so a prompt SIGTERM still stops cleanly.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            await node.record("node.started", info)
+            on_ready(info)
+            async for received in signals:
+                log.info("stopping on %s", signal.Signals(received).name)
+                break
+        nursery.cancel_scope.cancel()
 
 
 @contextlib.asynccontextmanager

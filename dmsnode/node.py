@@ -14,19 +14,24 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Final, final
 
+import trio
+
 from nuactor import ActorSystem, Identity, SystemConfig, TrustContext
 from nuactor.transport import Network, NetworkConfig, PeerRecord
 
 from . import __version__
 from .behaviours import build_root_actor
 from .config import Config
+from .ensemble import Location
 from .executors import Availability, Executor
 from .observability import Events, NodeMetrics
+from .orchestrator import Orchestrator, OrchestratorSettings
 from .plugins import load_plugins
+from .provider import DEPLOYMENT_TOPIC, Provider, ProviderSettings
 from .resources import Hardware, Ledger
 from .store import Store
 
-__all__ = ["HELLO_TOPIC", "ROOT_ACTOR", "Node"]
+__all__ = ["HELLO_TOPIC", "ROOT_ACTOR", "Node", "orchestrator_settings", "provider_settings"]
 
 log = logging.getLogger("dmsnode.node")
 
@@ -80,6 +85,31 @@ class Node:
             Events(store, keep=int(config.get("observability.events_keep"))) if store else None
         )
         self.root = build_root_actor(self)
+        #: This node as a provider (it needs a ledger) and as an orchestrator (a store).
+        self.provider: Provider | None = None
+        self.orchestrator: Orchestrator | None = None
+        if store is not None and ledger is not None:
+            self.provider = Provider(
+                self.system,
+                ledger,
+                store,
+                executors=lambda: self.executors,
+                availability=lambda: self.executor_availability,
+                settings=provider_settings(config, node_did=identity.did),
+                record=self.record,
+                peer_rtts=self._peer_rtts,
+            )
+            self.provider.register(self.root)
+        if store is not None:
+            self.orchestrator = Orchestrator(
+                self.system,
+                store,
+                settings=orchestrator_settings(config),
+                peers=lambda: [(p.did, p.connected) for p in self.network.peers()],
+                rtt=self._rtt,
+                record=self.record,
+            )
+            self.orchestrator.register(self.root)
         if extra_behaviours is not None:
             extra_behaviours(self.root)
         self.plugins = load_plugins(self.root, self) if plugins else []
@@ -95,11 +125,17 @@ class Node:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Node]:
         """Start the actor system and the root actor; stop everything on exit."""
-        async with self.system:
+        async with self.system, trio.open_nursery() as nursery:
             await self.system.spawn(self.root, name=ROOT_ACTOR)
             self.system.subscribe(HELLO_TOPIC, ROOT_ACTOR)
+            if self.provider is not None:
+                self.system.subscribe(DEPLOYMENT_TOPIC, ROOT_ACTOR)
+                await nursery.start(self.provider.run)
+            if self.orchestrator is not None:
+                await nursery.start(self.orchestrator.run)
             self.started_at = time.time()
             yield self
+            nursery.cancel_scope.cancel()
 
     # --- what behaviours and the API report -------------------------------------------------
 
@@ -169,6 +205,12 @@ class Node:
         for alloc_id in alloc_ids:
             log.info("allocation %s released", alloc_id)
 
+    def _peer_rtts(self) -> dict[str, float]:
+        return {p.did: p.rtt * 1000 for p in self.network.peers() if p.rtt is not None}
+
+    def _rtt(self, did: str) -> float | None:
+        return self._peer_rtts().get(did)
+
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """The REST API's per-request hook (metrics)."""
         self.metrics.request(route, method, status, seconds)
@@ -183,6 +225,41 @@ class Node:
         """Persist the trust context if it has a file (anchors changed at run time)."""
         if self.trust.path is not None:
             self.trust.save()
+
+
+def provider_settings(config: Config, *, node_did: str = "") -> ProviderSettings:
+    """The ``provider`` config section (and ``job``'s rules) as settings."""
+    section = config.get("provider")
+    continent = section["continent"]
+    location = (
+        Location(continent=continent, country=section["country"], city=section["city"])
+        if continent
+        else None
+    )
+    return ProviderSettings(
+        location=location,
+        allow_privileged=bool(config.get("job.allow_privileged_docker")),
+        port_range=(int(config.get("job.port_range")[0]), int(config.get("job.port_range")[1])),
+        commit_ttl=float(section["commit_ttl_s"]),
+        orphan_timeout=float(section["orphan_timeout_s"]),
+        labels={"dms.provider": node_did} if node_did else {},
+    )
+
+
+def orchestrator_settings(config: Config) -> OrchestratorSettings:
+    """The ``orchestrator`` config section as settings."""
+    section = config.get("orchestrator")
+    return OrchestratorSettings(
+        bid_requests=section["bid_requests"],
+        bid_fanout=int(section["bid_fanout"]),
+        bid_timeout=section["bid_timeout_ms"] / 1000,
+        bid_quorum=int(section["bid_quorum"]),
+        step_timeout=section["step_timeout_ms"] / 1000,
+        deployment_timeout=float(section["deployment_timeout_s"]),
+        liveness_interval=section["liveness_interval_ms"] / 1000,
+        liveness_misses=int(section["liveness_misses"]),
+        recovery_limit=int(section["recovery_limit"]),
+    )
 
 
 def _peer(record: PeerRecord) -> dict[str, Any]:

@@ -130,7 +130,9 @@ def load_rows(conn: sqlite3.Connection) -> list[Deployment]:
     return found
 
 
-def save_logs(conn: sqlite3.Connection, id: str, allocation: str, lines: list[dict[str, Any]]) -> None:
+def save_logs(
+    conn: sqlite3.Connection, id: str, allocation: str, lines: list[dict[str, Any]]
+) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO deployment_logs (deployment, allocation, lines) VALUES (?, ?, ?)",
         (id, allocation, json.dumps(lines)),

@@ -332,25 +332,17 @@ class _Search:
         self.best: list[_Candidate | None] = list(self.assigned)
         self.best_count = 0
         self.steps = 0
+        self.forged = 0  # bids placed in the current branch found to be forged
         # Fewest candidates first; a slot without any cannot be placed at all.
         self.order = sorted(
             (s for s in range(len(nodes)) if candidates[s]), key=lambda s: len(candidates[s])
         )
 
     def run(self, budget: int) -> None:
-        """Search, then verify the signatures of the best placement found: a forged bid in it is
-        struck off and the search runs again (within the same budget), so that the costly check
-        is done on a handful of bids rather than on every bid the search tries."""
-        while True:
-            self._clear()
-            self.best, self.best_count = list(self.assigned), 0
-            self._descend(0, 0, budget)
-            forged = [c for c in self.best if c is not None and not self._signed(c)]
-            if not forged or self.steps >= budget:
-                break
+        self._descend(0, 0, budget)
         self._clear()
         for candidate in self.best:
-            if candidate is not None and self._signed(candidate):
+            if candidate is not None:
                 self._place(candidate)
         for slot in self.order:  # top up: what ran out of budget may still fit
             if self.assigned[slot] is None:
@@ -360,13 +352,17 @@ class _Search:
                         break
 
     def _descend(self, depth: int, placed: int, budget: int) -> bool:
-        """Place the slots from ``order[depth]`` on; true to stop (complete, or out of steps)."""
-        if placed > self.best_count:
+        """Place the slots from ``order[depth]`` on; true to stop (complete, or out of steps).
+
+        Signatures are verified only when a placement is about to become the best one, so that
+        the costly check is done on a handful of bids rather than on every bid tried; a forged
+        one found then unwinds the search to its slot."""
+        if placed > self.best_count and self._all_signed():
             self.best, self.best_count = list(self.assigned), placed
-        if self.best_count == len(self.order):
-            return True
-        if placed + len(self.order) - depth <= self.best_count:
-            return False  # even placing every slot left would not beat the best
+            if placed == len(self.order):
+                return True
+        if self._unwinding() or placed + len(self.order) - depth <= self.best_count:
+            return False  # or: even placing every slot left would not beat the best
         slot = self.order[depth]
         for candidate in self.candidates[slot]:
             if self.steps >= budget:
@@ -379,7 +375,20 @@ class _Search:
             self._remove(candidate)
             if stop:
                 return True
+            if self._unwinding():
+                return False
         return self._descend(depth + 1, placed, budget)
+
+    def _unwinding(self) -> bool:
+        """Whether a forged bid is placed: the search returns to its slot to try another."""
+        return self.forged > 0
+
+    def _all_signed(self) -> bool:
+        """Whether every bid placed is signed by its provider (counting the forged ones)."""
+        for candidate in self.assigned:
+            if candidate is not None and not self._signed(candidate):
+                self.forged += 1
+        return not self.forged
 
     def _fits(self, candidate: _Candidate) -> bool:
         """Whether the candidate fits with the current placement (not known to be forged)."""
@@ -402,6 +411,8 @@ class _Search:
         self.hosted.setdefault(candidate.bid.provider, []).append(candidate.slot)
 
     def _remove(self, candidate: _Candidate) -> None:
+        if candidate.verified is False:
+            self.forged -= 1
         self.assigned[candidate.slot] = None
         slots = self.hosted[candidate.bid.provider]
         slots.remove(candidate.slot)
@@ -528,7 +539,6 @@ class _Search:
             return ("outscored", f"outscored by {winner.bid.provider} ({versus})")
         if mine == theirs:
             return ("outscored", f"outscored by {winner.bid.provider} ({versus}: a tie, drawn)")
-        return (
-            "passed over to place other nodes",
-            f"passed over for {winner.bid.provider} ({versus}) so that other nodes could be placed",
-        )
+        # An exhaustive search tries the better bid first and keeps it if it fits: only a
+        # search out of budget gets here.
+        return ("not chosen", f"not chosen: {winner.bid.provider} was ({versus})")

@@ -168,16 +168,17 @@ class HostedNode:
         async with self._lock:
             await self._start(self.allocations[name])
 
-    async def restart(self, names: Sequence[str] | None = None, *, count: bool = False) -> None:
-        """Stop then start ``names`` (default: all), in dependency order."""
+    async def restart(self, names: Sequence[str] | None = None, *, fresh: bool = False) -> None:
+        """Stop then start ``names`` (default: all), in dependency order. ``fresh`` (a restart
+        the orchestrator asked for) also gives them their restarts back."""
         chosen = [n for n in self.order if names is None or n in names]
         async with self._lock:
             for name in reversed(chosen):
                 await self._stop(self.allocations[name], _STOP_GRACE)
             for name in chosen:
                 allocation = self.allocations[name]
-                if count:
-                    allocation.restarts += 1
+                if fresh:
+                    allocation.restarts, allocation.gave_up = 0, False
                 await self._start(allocation)
 
     async def stop_one(self, name: str, grace: float = _STOP_GRACE) -> None:

@@ -531,7 +531,7 @@ class AllocationActor(Actor):
 
     async def _restart(self, ctx: Context, body: Any) -> dict[str, Any]:
         self._check(ctx)
-        await self._node.restart([self._allocation.name], count=True)
+        await self._node.restart([self._allocation.name], fresh=True)
         return self._allocation.snapshot()
 
     async def _stop(self, ctx: Context, body: Any) -> dict[str, Any]:

@@ -1,0 +1,171 @@
+"""A network of provider nodes and orchestrators inside one process: for tests and benchmarks.
+
+Every simulated node is a real :class:`~nuactor.ActorSystem` with its own identity, trust context,
+SQLite store and ledger, and the real provider and orchestrator code; only the transport (the
+memory transport) and the executor (``null``) stand in for the machine. Trust is set up as an
+organisation would: every node anchors the organisation as root and holds the organisation's
+powerline grants of ``/dms/deployment`` and ``/dms/allocation``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import final
+
+import trio
+
+from nuactor import Actor, ActorSystem, Identity, MemoryNetwork, SystemConfig, TrustContext
+
+from .ensemble import Location
+from .executors import Availability, Executor, NullExecutor
+from .orchestrator import Orchestrator, OrchestratorSettings
+from .provider import DEPLOYMENT_TOPIC, Provider, ProviderSettings
+from .resources import Ledger, Resources
+from .store import Store
+
+__all__ = ["SimNode", "Simulation"]
+
+#: What the organisation grants every simulated node.
+GRANTS = ("/dms/deployment", "/dms/allocation")
+
+
+@final
+@dataclass
+class SimNode:
+    """One simulated node (a provider, an orchestrator, or both)."""
+
+    name: str
+    identity: Identity
+    system: ActorSystem
+    store: Store
+    ledger: Ledger | None = None
+    provider: Provider | None = None
+    orchestrator: Orchestrator | None = None
+    executors: dict[str, Executor] = field(default_factory=dict)
+
+    @property
+    def did(self) -> str:
+        return self.identity.did
+
+
+@final
+class Simulation:
+    """``providers`` onboarded providers and ``orchestrators`` orchestrators on one memory
+    network, with their stores in ``directory`` (a tmpfs keeps the disk out of measurements)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        providers: int,
+        orchestrators: int = 1,
+        share: Resources = Resources(cpu_cores=4, ram=8 << 30, disk=64 << 30),
+        orchestrator_settings: OrchestratorSettings = OrchestratorSettings(),
+        provider_settings: Callable[[int], ProviderSettings] = lambda i: ProviderSettings(),
+        null_run_for: float = 0.0,
+        location: Callable[[int], Location | None] = lambda i: None,
+    ) -> None:
+        self.directory = directory
+        self.provider_count = providers
+        self.orchestrator_count = orchestrators
+        self.share = share
+        self.orchestrator_settings = orchestrator_settings
+        self.provider_settings = provider_settings
+        self.null_run_for = null_run_for
+        self.location = location
+        self.network = MemoryNetwork(queue_size=0)
+        self.org = Identity.generate()
+        self.providers: list[SimNode] = []
+        self.orchestrators: list[SimNode] = []
+
+    @property
+    def nodes(self) -> list[SimNode]:
+        return [*self.orchestrators, *self.providers]
+
+    def envelopes_out(self) -> int:
+        """Envelopes sent by every node so far (the benchmark's message count)."""
+        return sum(node.system.counters["envelopes_out"] for node in self.nodes)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Simulation]:
+        """Start every node; stop them all on leaving."""
+        org_trust = TrustContext(self.org)
+        async with contextlib.AsyncExitStack() as stack:
+            nursery = await stack.enter_async_context(trio.open_nursery())
+            for i in range(self.orchestrator_count):
+                node = await self._node(stack, f"orchestrator{i}", org_trust)
+                node.orchestrator = Orchestrator(
+                    node.system,
+                    node.store,
+                    settings=self.orchestrator_settings,
+                    peers=self._peers,
+                )
+                self.orchestrators.append(node)
+            for i in range(self.provider_count):
+                node = await self._node(stack, f"provider{i}", org_trust)
+                node.ledger = await Ledger.open(node.store)
+                # The simulated machine is twice the share (onboarding keeps a margin for the OS).
+                machine = self.share + self.share
+                await node.ledger.onboard(self.share, machine=machine, disk_free=machine.disk)
+                executor = await stack.enter_async_context(NullExecutor(run_for=self.null_run_for))
+                node.executors = {"null": executor}
+                availability = {"null": Availability(True)}
+                settings = self.provider_settings(i)
+                if settings.location is None and self.location(i) is not None:
+                    settings = ProviderSettings(
+                        location=self.location(i),
+                        allow_privileged=settings.allow_privileged,
+                        port_range=settings.port_range,
+                        commit_ttl=settings.commit_ttl,
+                        orphan_timeout=settings.orphan_timeout,
+                    )
+                node.provider = Provider(
+                    node.system,
+                    node.ledger,
+                    node.store,
+                    executors=lambda n=node: n.executors,  # type: ignore[misc]
+                    availability=lambda a=availability: a,  # type: ignore[misc]
+                    settings=settings,
+                )
+                self.providers.append(node)
+            for node in self.nodes:
+                root = Actor()
+                if node.provider is not None:
+                    node.provider.register(root)
+                if node.orchestrator is not None:
+                    node.orchestrator.register(root)
+                await node.system.spawn(root, name="root")
+                if node.provider is not None:
+                    node.system.subscribe(DEPLOYMENT_TOPIC, "root")
+                    await nursery.start(node.provider.run)
+                if node.orchestrator is not None:
+                    await nursery.start(node.orchestrator.run)
+            try:
+                yield self
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _node(
+        self, stack: contextlib.AsyncExitStack, name: str, org_trust: TrustContext
+    ) -> SimNode:
+        identity = Identity.generate()
+        trust = TrustContext(identity)
+        trust.add_root(self.org.did)
+        for cmd in GRANTS:
+            trust.add_provide(org_trust.grant(identity.did, cmd, powerline=True, expiration=None))
+        store = await Store.open(self.directory / f"{name}.db")
+        await stack.enter_async_context(store)
+        system = ActorSystem(
+            identity,
+            trust,
+            transports=[self.network.transport(name)],
+            config=SystemConfig(mailbox_size=4096),
+        )
+        await stack.enter_async_context(system)
+        return SimNode(name, identity, system, store)
+
+    def _peers(self) -> list[tuple[str, bool]]:
+        return [(node.did, True) for node in self.providers]
