@@ -293,7 +293,7 @@ def _spawn_monitor(arguments: Sequence[str], log: Path | None) -> tuple[int, int
 @dataclass(slots=True)
 class _Spare:
     """A monitor started before its execution is known: its first process is forked (and in
-    ``cgroup``), ``uid`` is claimed for it (the claim file's inode: ``claim``); it waits for a
+    ``cgroup``), ``uid`` is claimed for it (``claim``: the claim's token); it waits for a
     directory on the pipe ``order``."""
 
     pid: int
@@ -301,7 +301,7 @@ class _Spare:
     order: int
     cgroup: Cgroup | None
     uid: int | None
-    claim: int | None
+    claim: str | None
 
 
 def _hand_over(spare: _Spare, directory: Path) -> None:
@@ -740,8 +740,8 @@ class ProcessExecutor(Executor):
                 self._cgroup_note = "not used (cgroups=False)"
             self._nursery = await self._stack.enter_async_context(trio.open_nursery())
             if self._keep_spares and self._problem is None:
-                self._spare_wanted.set()  # the first one is made at once
                 self._nursery.start_soon(self._keep_spare)
+                self._renew_spare()  # the first one at once
         except BaseException:
             await self._stack.aclose()
             self._release_root()
@@ -1032,9 +1032,9 @@ class ProcessExecutor(Executor):
         env.update(spec.env)
         return env
 
-    def _take_uid(self) -> tuple[int, int]:
+    def _take_uid(self) -> tuple[int, str]:
         """A uid no execution of this node holds and no process on the machine runs as, and
-        the inode of its claim.
+        the token of its claim.
 
         Several nodes may share a machine (and a uid range), so a uid is claimed machine-wide
         with an exclusive file under :data:`UID_CLAIMS` (released when the execution ends), and
@@ -1123,7 +1123,7 @@ class ProcessExecutor(Executor):
         if not _alive(spare.pid, spare.ticks):
             self._discard(spare)
             return None
-        if spare.uid is not None and _claim_inode(spare.uid) != spare.claim:
+        if spare.uid is not None and _claim_token(spare.uid) != spare.claim:
             # Unrenewed for a minute (the node was stopped?), its claim went to another node.
             self._used_uids.discard(spare.uid)
             spare.uid = spare.claim = None
@@ -1166,17 +1166,20 @@ class ProcessExecutor(Executor):
                         _renew_claim(spare.uid, spare.claim)
                     continue
                 self._spare_wanted = trio.Event()
-                if spare is None:
-                    try:
-                        self._spare = self._new_monitor(Cgroup.fresh_name(), None)
-                    except (OSError, ExecutorError) as exc:  # start() starts one itself
-                        log.warning("process executor: no spare monitor: %s", exc)
+                self._renew_spare()
         finally:
             self._discard_spare()
 
-    def _release(self, uid: int, claim: int | None) -> None:
+    def _renew_spare(self) -> None:
+        if self._spare is None:
+            try:
+                self._spare = self._new_monitor(Cgroup.fresh_name(), None)
+            except (OSError, ExecutorError) as exc:  # start() starts a monitor itself
+                log.warning("process executor: no spare monitor: %s", exc)
+
+    def _release(self, uid: int, claim: str | None) -> None:
         self._used_uids.discard(uid)
-        if claim is None or _claim_inode(uid) == claim:  # not one another node took over
+        if claim is None or _claim_token(uid) == claim:  # not one another node took over
             _release_uid(uid)
 
     def _forget(self, execution: ProcessExecution) -> None:
@@ -1240,9 +1243,9 @@ UID_CLAIMS: Final = Path("/run/dmsnode/execution-uids")
 _CLAIM_GRACE = 60.0
 
 
-def _claim_uid(uid: int, owner: str) -> int | None:
-    """Claim ``uid`` for one execution: the claim file's inode; ``None`` if another holds a
-    live claim on it."""
+def _claim_uid(uid: int, owner: str) -> str | None:
+    """Claim ``uid`` for one execution: the claim's token (random: it tells this claim from a
+    later one on the same uid); ``None`` if another holds a live claim on it."""
     UID_CLAIMS.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = UID_CLAIMS / str(uid)
     for _ in range(2):
@@ -1258,23 +1261,25 @@ def _claim_uid(uid: int, owner: str) -> int | None:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()  # stale: its execution is gone and nothing runs as the uid
             continue
+        token = os.urandom(8).hex()
         with os.fdopen(fd, "w") as claim:
-            claim.write(owner + "\n")
-            return os.fstat(claim.fileno()).st_ino
+            claim.write(f"{owner} {token}\n")
+        return token
     return None
 
 
-def _claim_inode(uid: int) -> int | None:
-    """The inode of the claim on ``uid`` (``None``: unclaimed): whose claim it is."""
+def _claim_token(uid: int) -> str | None:
+    """The token of the claim on ``uid`` (``None``: unclaimed, or not by this module)."""
     try:
-        return (UID_CLAIMS / str(uid)).stat().st_ino
-    except FileNotFoundError:
+        words = (UID_CLAIMS / str(uid)).read_text().split()
+    except (FileNotFoundError, UnicodeDecodeError):
         return None
+    return words[-1] if words else None
 
 
-def _renew_claim(uid: int, claim: int | None) -> None:
+def _renew_claim(uid: int, claim: str | None) -> None:
     """Keep a claim on a uid that no process runs as yet from going stale."""
-    if _claim_inode(uid) == claim:
+    if _claim_token(uid) == claim:
         with contextlib.suppress(FileNotFoundError):
             os.utime(UID_CLAIMS / str(uid))
 
