@@ -105,7 +105,7 @@ class Node:
                 self.system,
                 store,
                 settings=orchestrator_settings(config),
-                peers=lambda: [(p.did, p.connected) for p in self.network.peers()],
+                peers=self._bidders,
                 rtt=self._rtt,
                 record=self.record,
             )
@@ -204,6 +204,12 @@ class Node:
         """Stop the executions of these allocations (none run before executors exist)."""
         for alloc_id in alloc_ids:
             log.info("allocation %s released", alloc_id)
+
+    def _bidders(self) -> list[tuple[str, bool]]:
+        """Whom this node's orchestrator may ask for bids: its peers, and itself when it is a
+        provider too (``(did, connected)``)."""
+        peers = [(p.did, p.connected) for p in self.network.peers()]
+        return [*peers, (self.did, True)] if self.provider is not None else peers
 
     def _peer_rtts(self) -> dict[str, float]:
         return {p.did: p.rtt * 1000 for p in self.network.peers() if p.rtt is not None}

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import final
+from typing import Final, final
 
 import trio
 
@@ -27,6 +27,10 @@ from .resources import Ledger, Resources
 from .store import Store
 
 __all__ = ["SimNode", "Simulation"]
+
+#: What each simulated provider onboards by default.
+DEFAULT_SHARE: Final = Resources(cpu_cores=4, ram=8 << 30, disk=64 << 30)
+DEFAULT_SETTINGS: Final = OrchestratorSettings()
 
 #: What the organisation grants every simulated node.
 GRANTS = ("/dms/deployment", "/dms/allocation")
@@ -45,6 +49,9 @@ class SimNode:
     provider: Provider | None = None
     orchestrator: Orchestrator | None = None
     executors: dict[str, Executor] = field(default_factory=dict)
+    root: Actor = field(default_factory=Actor)
+    #: Cancels the node's orchestrator (see :meth:`Simulation.restart_orchestrator`).
+    orchestrator_scope: trio.CancelScope | None = None
 
     @property
     def did(self) -> str:
@@ -62,8 +69,8 @@ class Simulation:
         *,
         providers: int,
         orchestrators: int = 1,
-        share: Resources = Resources(cpu_cores=4, ram=8 << 30, disk=64 << 30),
-        orchestrator_settings: OrchestratorSettings = OrchestratorSettings(),
+        share: Resources = DEFAULT_SHARE,
+        orchestrator_settings: OrchestratorSettings = DEFAULT_SETTINGS,
         provider_settings: Callable[[int], ProviderSettings] = lambda i: ProviderSettings(),
         null_run_for: float = 0.0,
         location: Callable[[int], Location | None] = lambda i: None,
@@ -80,6 +87,7 @@ class Simulation:
         self.org = Identity.generate()
         self.providers: list[SimNode] = []
         self.orchestrators: list[SimNode] = []
+        self._nursery: trio.Nursery
 
     @property
     def nodes(self) -> list[SimNode]:
@@ -131,18 +139,18 @@ class Simulation:
                     settings=settings,
                 )
                 self.providers.append(node)
+            self._nursery = nursery
             for node in self.nodes:
-                root = Actor()
                 if node.provider is not None:
-                    node.provider.register(root)
+                    node.provider.register(node.root)
                 if node.orchestrator is not None:
-                    node.orchestrator.register(root)
-                await node.system.spawn(root, name="root")
+                    node.orchestrator.register(node.root)
+                await node.system.spawn(node.root, name="root")
                 if node.provider is not None:
                     node.system.subscribe(DEPLOYMENT_TOPIC, "root")
                     await nursery.start(node.provider.run)
                 if node.orchestrator is not None:
-                    await nursery.start(node.orchestrator.run)
+                    await nursery.start(self._run_orchestrator, node)
             try:
                 yield self
             finally:
@@ -166,6 +174,31 @@ class Simulation:
         )
         await stack.enter_async_context(system)
         return SimNode(name, identity, system, store)
+
+    async def _run_orchestrator(
+        self, node: SimNode, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        assert node.orchestrator is not None
+        with trio.CancelScope() as scope:
+            node.orchestrator_scope = scope
+            await node.orchestrator.run(task_status=task_status)
+
+    async def restart_orchestrator(self, node: SimNode) -> Orchestrator:
+        """Stop ``node``'s orchestrator as a crash would (its tasks cancelled mid-step) and
+        start a fresh one on the same store, which resumes what it finds there."""
+        assert node.orchestrator_scope is not None
+        node.orchestrator_scope.cancel()
+        node.orchestrator = Orchestrator(
+            node.system, node.store, settings=self.orchestrator_settings, peers=self._peers
+        )
+        node.orchestrator.register(node.root)
+        await self._nursery.start(self._run_orchestrator, node)
+        return node.orchestrator
+
+    def disconnect(self, node: SimNode) -> None:
+        """Cut ``node`` off the network, as if its machine died (it can reach no one, and no
+        one it)."""
+        self.network.disconnect(node.did)
 
     def _peers(self) -> list[tuple[str, bool]]:
         return [(node.did, True) for node in self.providers]

@@ -123,9 +123,7 @@ async def ask_directly(
             bids.refusals.append(Refusal("*", did, f"no answer within {timeout:g} s"))
 
 
-def candidates_of(peers: Callable[[], Sequence[tuple[str, bool]]], me: str) -> list[str]:
-    """Known peers, connected ones first, this node itself last (it may be a provider too)."""
+def candidates_of(peers: Callable[[], Sequence[tuple[str, bool]]]) -> list[str]:
+    """The peers to ask for bids: connected ones first, then those only known."""
     listed = list(peers())
-    connected = [did for did, up in listed if up and did != me]
-    others = [did for did, up in listed if not up and did != me]
-    return [*connected, *others, me]
+    return [did for did, up in listed if up] + [did for did, up in listed if not up]

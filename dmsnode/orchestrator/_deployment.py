@@ -63,10 +63,11 @@ class Deployment:
         nodes: dict[str, dict[str, Any]] = self.manifest.setdefault("nodes", {})
         return nodes
 
-    def note(self, text: str) -> None:
-        """Add a line to the deployment's history."""
+    def note(self, text: str, *, state: DeploymentState | None = None) -> None:
+        """Add a line to the deployment's history (in ``state``, default the current one)."""
         history: list[dict[str, Any]] = self.manifest.setdefault("history", [])
-        history.append({"time": time.time(), "state": self.state.value, "text": text})
+        when = (state or self.state).value
+        history.append({"time": time.time(), "state": when, "text": text})
         del history[:-_HISTORY]
 
     def touch(self) -> None:
@@ -88,7 +89,10 @@ class Deployment:
         }
 
 
-def save_row(conn: sqlite3.Connection, deployment: Deployment) -> None:
+def save_row(
+    conn: sqlite3.Connection, deployment: Deployment, *, state: DeploymentState | None = None
+) -> None:
+    """Insert or update the deployment's row (in ``state`` if given, else its own)."""
     conn.execute(
         "INSERT INTO deployments (id, state, ensemble, manifest, reason, created_at, updated_at,"
         " deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
@@ -96,7 +100,7 @@ def save_row(conn: sqlite3.Connection, deployment: Deployment) -> None:
         " updated_at = excluded.updated_at",
         (
             deployment.id,
-            deployment.state.value,
+            (state or deployment.state).value,
             json.dumps(deployment.ensemble.to_dict()),
             json.dumps(deployment.manifest),
             deployment.reason,

@@ -282,7 +282,7 @@ class Orchestrator:
             )
             self._keep_reasons(deployment, bids.refusals, selection.rejections, len(bids.bids))
             if not selection.complete:
-                why = "; ".join(f"{slot}: {reason}" for slot, reason in selection.unplaced.items())
+                why = _unplaced(selection.unplaced, bids.refusals)
                 deployment.reason = f"no placement yet ({why})"
                 deployment.note(deployment.reason)
                 await self._save(deployment)
@@ -309,7 +309,7 @@ class Orchestrator:
             await ask_directly(
                 self._system,
                 bids,
-                candidates_of(self._peers, self.did),
+                candidates_of(self._peers),
                 fanout=settings.bid_fanout,
                 timeout=settings.bid_timeout,
                 rng=self._rng,
@@ -567,9 +567,8 @@ class Orchestrator:
     async def _finish(self, deployment: Deployment, state: DeploymentState, reason: str) -> None:
         """Keep the logs, revert everything, and end in ``state``."""
         with trio.CancelScope(shield=True):
-            if deployment.state is not S.SHUTTING_DOWN:
-                deployment.reason = reason
-                await self._save(deployment)
+            deployment.reason = reason
+            await self._save(deployment)
             await self._keep_logs(deployment)
             await self._revert_all(deployment, reason)
             await self._set(deployment, state, reason)
@@ -794,18 +793,25 @@ class Orchestrator:
         )
 
     async def _set(self, deployment: Deployment, state: DeploymentState, text: str) -> None:
-        if deployment.state is not state:
-            deployment.state = state
-            deployment.note(text)
+        """Move to ``state``: saved first, then visible (in memory, to waiters, as an event)."""
+        changed = deployment.state is not state
+        if changed:
+            deployment.note(text, state=state)
+        await self._save(deployment, state=state)
+        if changed:
             await self._event(
                 "deployment.state", {"id": deployment.id, "state": state.value, "why": text}
             )
-        await self._save(deployment)
 
-    async def _save(self, deployment: Deployment) -> None:
-        deployment.touch()
+    async def _save(self, deployment: Deployment, *, state: DeploymentState | None = None) -> None:
+        """Write the deployment (in ``state``, if given), then make that visible and wake
+        whoever waits on it: what anyone sees of a deployment is on disk."""
+        deployment.updated_at = time.time()
         with trio.CancelScope(shield=True):
-            await self._store.write(lambda conn: save_row(conn, deployment))
+            await self._store.write(lambda conn: save_row(conn, deployment, state=state))
+            if state is not None:
+                deployment.state = state
+        deployment.touch()
 
     def _keep_reasons(
         self,
@@ -904,6 +910,21 @@ def _is_ready(status: Mapping[str, Any]) -> bool:
         return False
     healthy = status.get("healthy")
     return healthy is True or (healthy is None and "not supported" in str(status.get("health", "")))
+
+
+def _unplaced(unplaced: Mapping[str, str], refusals: Sequence[Refusal]) -> str:
+    """Why slots found no provider: the selection's reason, with the providers' own reasons
+    for not bidding (the most common first, counted)."""
+    parts = []
+    for slot, reason in unplaced.items():
+        counts: dict[str, int] = {}
+        for refusal in refusals:
+            if refusal.node in (slot, "*"):
+                counts[refusal.reason] = counts.get(refusal.reason, 0) + 1
+        top = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+        said = "; ".join(f"{text}" + (f" (x{n})" if n > 1 else "") for text, n in top)
+        parts.append(f"{slot}: {reason}" + (f"; providers said: {said}" if said else ""))
+    return "; ".join(parts)
 
 
 def _bid_record(bid: Bid) -> dict[str, Any]:

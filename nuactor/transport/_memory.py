@@ -47,6 +47,13 @@ class MemoryNetwork:
             return [other for other in self._hosts if other != did]
         return [other for other in self._links.get(did, ()) if other in self._hosts]
 
+    def disconnect(self, did: str) -> None:
+        """Take system ``did`` off the network, as if its machine died: sends to it fail with
+        :class:`~nuactor.errors.Unreachable`, and what it sends goes nowhere."""
+        host = self._hosts.pop(did, None)
+        if host is not None:
+            host._did = None
+
     def transport(self, name: str | None = None) -> MemoryTransport:
         """A transport on this network (one per system)."""
         return MemoryTransport(self, name or f"node{next(self._names)}")
