@@ -35,6 +35,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -92,6 +93,8 @@ KILL_ROUNDS: Final = 2.0
 #: How often the uid claimed for a spare monitor is renewed (claims older than
 #: :data:`_CLAIM_GRACE` with no process of their uid are taken over).
 CLAIM_REFRESH: Final = 20.0
+#: How long the spare maker may take to answer (it may still be starting).
+MAKER_TIMEOUT: Final = 10.0
 #: A safe directory name: what an allocation id must be here.
 _ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _RECORD: Final = "execution.json"
@@ -221,14 +224,19 @@ def _reap(pid: int) -> None:
 
 
 def _kill_tree(pid: int) -> None:
-    """SIGKILL a monitor that was just started, and what it started; reap it."""
+    """SIGKILL a monitor that has no execution yet, and what it started; reap it (if it is
+    this process's child: a spare forked by the maker is the kernel's to reap) and wait until
+    they are gone."""
+    killed = []
     with contextlib.suppress(psutil.Error):
         monitor = psutil.Process(pid)
         for process in [*monitor.children(recursive=True), monitor]:
             with contextlib.suppress(psutil.Error):
                 process.kill()
+                killed.append(process)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
+    psutil.wait_procs(killed, timeout=KILL_ROUNDS)
 
 
 def _namespace_init(pid: int) -> bool:
@@ -302,6 +310,63 @@ class _Spare:
     cgroup: Cgroup | None
     uid: int | None
     claim: str | None
+
+
+@final
+class _Maker:
+    """The spare maker: an interpreter with the monitor loaded, started once per executor,
+    that makes each spare by forking itself (:func:`._shim._serve`): a fork costs about a
+    millisecond of CPU where an interpreter start costs ten or more, on a machine that is
+    meanwhile running the execution the last spare was taken for. The node talks to it
+    over a socket; when the node dies, it ends."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.pid = os.posix_spawn(
+                sys.executable,
+                [sys.executable, "-I", "-S", "-c", _MONITOR, _shim.MAKER],
+                {"PATH": DEFAULT_PATH},
+                setsid=True,
+                setsigmask=(),
+                setsigdef=(signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE),
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, theirs.fileno(), 0),
+                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+                ],
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.channel = ours
+
+    async def make(self, arguments: Sequence[str]) -> tuple[int, int]:
+        """A spare monitor with these arguments: its pid and the pipe it waits on."""
+        order_r, order_w = os.pipe()
+        try:
+            try:
+                socket.send_fds(self.channel, [marshal.dumps(list(arguments))], [order_r])
+            finally:
+                os.close(order_r)
+            with trio.fail_after(MAKER_TIMEOUT):  # it may still be starting
+                await trio.lowlevel.wait_readable(self.channel)
+            reply = self.channel.recv(64)
+            if not reply:
+                raise OSError(f"the spare maker (pid {self.pid}) ended")
+            return int(reply), order_w
+        except BaseException:
+            os.close(order_w)  # a spare made all the same ends on its own
+            raise
+
+    def close(self) -> None:
+        self.channel.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
 
 
 def _hand_over(spare: _Spare, directory: Path) -> None:
@@ -697,6 +762,7 @@ class ProcessExecutor(Executor):
         #: Keep a spare monitor (off for the throw-away executors ``availability()`` makes).
         self._keep_spares = True
         self._spare: _Spare | None = None
+        self._maker: _Maker | None = None
         self._spare_wanted = trio.Event()
         self._stack = contextlib.AsyncExitStack()
         self._nursery: trio.Nursery | None = None
@@ -741,7 +807,11 @@ class ProcessExecutor(Executor):
             self._nursery = await self._stack.enter_async_context(trio.open_nursery())
             if self._keep_spares and self._problem is None:
                 self._nursery.start_soon(self._keep_spare)
-                self._renew_spare()  # the first one at once
+                try:  # the first spare at once; its maker starts meanwhile, for the next ones
+                    self._spare = self._new_monitor(Cgroup.fresh_name(), None)
+                    self._maker = _Maker()
+                except (OSError, ExecutorError) as exc:
+                    log.warning("process executor: no spare monitor: %s", exc)
         except BaseException:
             await self._stack.aclose()
             self._release_root()
@@ -758,6 +828,9 @@ class ProcessExecutor(Executor):
         finally:
             self._nursery = None
             self._discard_spare()  # the keeper did, unless it never ran
+            if self._maker is not None:
+                self._maker.close()
+                self._maker = None
             self._release_root()
 
     async def availability(self) -> Availability:
@@ -1089,28 +1162,63 @@ class ProcessExecutor(Executor):
             assert self._nursery is not None
             self._nursery.start_soon(self._watch, execution)
 
-    def _new_monitor(self, cgroup_name: str, log: Path | None) -> _Spare:
-        """A monitor waiting for an execution: a uid claimed for it (as root), cgroups made
-        for it (empty, without limits), started. Raises what went wrong, having undone the
-        rest."""
-        assert self._sandbox is not None
+    def _prepare(self, cgroup_name: str) -> tuple[int | None, str | None, Cgroup | None]:
+        """What a monitor needs before it starts: a uid claimed for its execution (as root)
+        and its cgroups (empty, without limits yet). Raises what went wrong, having undone
+        the rest."""
         uid = claim = None
-        cgroup: Cgroup | None = None
         try:
             if self._privileged:
                 uid, claim = self._take_uid()
-            if self._cgroups is not None:
-                cgroup = self._cgroups.create(cgroup_name)
-            kind = _shim.SUBREAPER if self._sandbox.subreaper else _shim.PLAIN
-            pid, order = _spawn_monitor(
-                [kind, *(cgroup.procs_files if cgroup is not None else ())], log
-            )
+            cgroup = self._cgroups.create(cgroup_name) if self._cgroups is not None else None
         except BaseException:
-            if cgroup is not None:
-                cgroup.remove()
             if uid is not None:
                 self._release(uid, claim)
             raise
+        return uid, claim, cgroup
+
+    def _unprepare(self, uid: int | None, claim: str | None, cgroup: Cgroup | None) -> None:
+        if cgroup is not None:
+            cgroup.remove()
+        if uid is not None:
+            self._release(uid, claim)
+
+    def _monitor_arguments(self, cgroup: Cgroup | None) -> list[str]:
+        assert self._sandbox is not None
+        kind = _shim.SUBREAPER if self._sandbox.subreaper else _shim.PLAIN
+        return [kind, *(cgroup.procs_files if cgroup is not None else ())]
+
+    def _new_monitor(self, cgroup_name: str, log: Path | None) -> _Spare:
+        """A monitor waiting for an execution, started afresh (an interpreter start) with
+        what :meth:`_prepare` gives. Raises what went wrong, having undone the rest."""
+        uid, claim, cgroup = self._prepare(cgroup_name)
+        try:
+            pid, order = _spawn_monitor(self._monitor_arguments(cgroup), log)
+        except BaseException:
+            self._unprepare(uid, claim, cgroup)
+            raise
+        return _Spare(pid, _start_ticks(pid), order, cgroup, uid, claim)
+
+    async def _make_spare(self) -> _Spare | None:
+        """A spare monitor, forked by the spare maker (started afresh without one); ``None``
+        (logged) if none can be made: ``start`` then starts a monitor itself."""
+        try:
+            if self._maker is None:
+                return self._new_monitor(Cgroup.fresh_name(), None)
+            uid, claim, cgroup = self._prepare(Cgroup.fresh_name())
+        except (OSError, ExecutorError) as exc:
+            log.warning("process executor: no spare monitor: %s", exc)
+            return None
+        try:
+            pid, order = await self._maker.make(self._monitor_arguments(cgroup))
+        except BaseException as exc:
+            self._unprepare(uid, claim, cgroup)
+            if not isinstance(exc, OSError | ValueError | trio.TooSlowError):
+                raise
+            log.warning("process executor: the spare maker failed (%s): spares start afresh", exc)
+            self._maker.close()
+            self._maker = None
+            return await self._make_spare()
         return _Spare(pid, _start_ticks(pid), order, cgroup, uid, claim)
 
     def _take_spare(self) -> _Spare | None:
@@ -1154,8 +1262,9 @@ class ProcessExecutor(Executor):
             self._discard(spare)
 
     async def _keep_spare(self) -> None:
-        """Own the spare monitor: make one whenever ``start`` took it (or found it dead),
-        renew its uid claim while it waits, kill it when the executor closes."""
+        """Own the spare monitor and its maker: make a spare whenever ``start`` took it (or
+        found it dead), renew its uid claim while it waits, kill both when the executor
+        closes."""
         try:
             while True:
                 with trio.move_on_after(CLAIM_REFRESH):
@@ -1166,16 +1275,13 @@ class ProcessExecutor(Executor):
                         _renew_claim(spare.uid, spare.claim)
                     continue
                 self._spare_wanted = trio.Event()
-                self._renew_spare()
+                if spare is None:
+                    self._spare = await self._make_spare()
         finally:
             self._discard_spare()
-
-    def _renew_spare(self) -> None:
-        if self._spare is None:
-            try:
-                self._spare = self._new_monitor(Cgroup.fresh_name(), None)
-            except (OSError, ExecutorError) as exc:  # start() starts a monitor itself
-                log.warning("process executor: no spare monitor: %s", exc)
+            if self._maker is not None:
+                self._maker.close()
+                self._maker = None
 
     def _release(self, uid: int, claim: str | None) -> None:
         self._used_uids.discard(uid)

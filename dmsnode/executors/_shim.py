@@ -50,6 +50,8 @@ _PR_SET_NO_NEW_PRIVS = 38
 #: becomes before it is handed an execution (``ctypes`` takes milliseconds to load).
 SUBREAPER = "subreaper"
 PLAIN = "plain"
+#: The argument that makes this the spare maker instead.
+MAKER = "maker"
 #: Python ignores SIGPIPE and SIGXFSZ; the workload gets the defaults back.
 _RESET = (
     _signal.SIGINT,
@@ -297,9 +299,13 @@ def _kill_leftovers(cgroup_procs: list[str], below: bool, reap: Any) -> None:
 def run(argv: list[str]) -> None:
     """Be a monitor: ``argv`` is :data:`SUBREAPER` or :data:`PLAIN`, then the ``cgroup.procs``
     files the execution's first process joins. Wait for an execution, monitor it to its end,
-    then exit (without the interpreter's teardown: nothing is left to flush)."""
+    then exit (without the interpreter's teardown: nothing is left to flush). ``argv`` =
+    [:data:`MAKER`]: be the spare maker (:func:`_serve`)."""
     try:
-        _monitor(argv[0] == SUBREAPER, argv[1:])
+        if argv == [MAKER]:
+            _serve()
+        else:
+            _monitor(argv[0] == SUBREAPER, argv[1:])
     except BaseException:
         import traceback
 
@@ -307,6 +313,50 @@ def run(argv: list[str]) -> None:
         sys.stderr.flush()
         os._exit(1)
     os._exit(0)
+
+
+def _serve() -> None:
+    """Make spare monitors by forking this interpreter (which costs a millisecond where
+    starting one costs ten or more), for as long as the node's socket (stdin) is open.
+
+    Each request is a message, the monitor's arguments (marshal), with one file descriptor:
+    the spare's stdin, the pipe on which the node will give it its execution. The answer is
+    the spare's pid. The spares are reaped by the kernel (the node watches them by pidfd, as
+    it watches monitors found after a restart); each is in a session of its own."""
+    import _socket  # socket's C half (socket takes 30 ms)
+
+    channel = _socket.socket(fileno=os.dup(0))
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    for signum in (_signal.SIGINT, _signal.SIGHUP, _signal.SIGTERM):
+        _signal.signal(signum, _signal.SIG_IGN)
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)  # no zombies: nothing here waits
+    room = _socket.CMSG_SPACE(4 * 4)
+    while True:
+        message, ancillary, _, _ = channel.recvmsg(1 << 16, room)
+        fds = [
+            int.from_bytes(data[i : i + 4], sys.byteorder)
+            for level, kind, data in ancillary
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
+            for i in range(0, len(data) - 3, 4)
+        ]
+        if not message or len(fds) != 1:  # the node is gone (or confused): stop
+            break
+        pid = os.fork()
+        if pid == 0:
+            try:
+                channel.detach()  # closed with the rest by the monitor
+                os.setsid()
+                _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+                os.dup2(fds[0], 0)
+                os.close(fds[0])
+                argv = marshal.loads(message)
+            except BaseException:
+                os._exit(1)
+            run(argv)
+        os.close(fds[0])
+        channel.send(str(pid).encode())
 
 
 def _order() -> str | None:

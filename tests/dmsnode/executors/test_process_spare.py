@@ -1,6 +1,6 @@
 """The process executor's spare monitor: it is ready before an execution needs it, belongs to the
-executor (nothing of it outlives the executor's block, or a node killed outright), and a spare
-that died or lost its uid is not used."""
+executor (nothing of it or of its maker outlives the executor's block, or a node killed
+outright), and a spare that died or lost its uid is not used."""
 
 from __future__ import annotations
 
@@ -88,9 +88,16 @@ async def test_a_spare_is_ready_and_leaving_the_executor_leaves_nothing_of_it(
         assert (await execution.wait()).state is State.COMPLETED
         await execution.cleanup()
         assert not claimed(first.uid)
-        await until(lambda: executor._spare is not None)  # the next one
+        await until(lambda: executor._spare is not None)  # the next one, forked by the maker
         pid, children, groups, uid = spare_of(executor)
         assert pid != first.pid
+        assert executor._maker is not None
+        maker = executor._maker.pid
+        assert psutil.Process(pid).ppid() == maker
+        assert os.getsid(pid) == pid  # a session of its own, to outlive the node
+        await until(lambda: spare_of(executor)[1])
+        _, children, _, _ = spare_of(executor)
+    assert gone(maker)
     assert gone(pid) and all(gone(child) for child in children)
     assert not any(group.exists() for group in groups)
     assert not claimed(uid)
@@ -123,6 +130,22 @@ async def test_a_spare_that_died_is_not_used(tmp_path: Path) -> None:
         await until(lambda: executor._spare is not None)  # and it was replaced
 
 
+async def test_without_its_maker_spares_are_started_afresh(tmp_path: Path) -> None:
+    async with ProcessExecutor(tmp_path / "root", node_id=NODE) as executor:
+        assert executor._maker is not None
+        maker = executor._maker.pid
+        os.kill(maker, signal.SIGKILL)
+        for name in ("a", "b"):
+            execution = await executor.start(ExecutionSpec(allocation_id=name, command=("true",)))
+            assert (await execution.wait()).state is State.COMPLETED
+            await execution.cleanup()
+            await until(lambda: executor._spare is not None)
+        assert executor._maker is None
+        spare = executor._spare
+        assert spare is not None and psutil.Process(spare.pid).ppid() == os.getpid()
+    assert gone(maker)
+
+
 @pytest.mark.skipif(not ROOT, reason="executions get their own uid only when the node is root")
 async def test_a_spare_whose_uid_claim_was_taken_over_does_not_use_that_uid(
     tmp_path: Path,
@@ -151,17 +174,22 @@ def test_a_spare_ends_with_its_node_when_the_node_is_killed(
     tmp_path: Path, claims_released: list[int]
 ) -> None:
     """A node killed outright (no executor exit) leaves no spare behind: the spare sees its
-    pipe from the node end, ends its first process, removes its cgroups and exits."""
+    pipe from the node end, ends its first process, removes its cgroups and exits; the maker
+    sees its socket end and exits."""
     node = textwrap.dedent(
         f"""
         import json, sys
         from pathlib import Path
 
         import psutil, trio
-        from dmsnode.executors import ProcessExecutor
+        from dmsnode.executors import ExecutionSpec, ProcessExecutor
 
         async def main():
             async with ProcessExecutor(Path({str(tmp_path / "root")!r}), node_id="n") as ex:
+                execution = await ex.start(ExecutionSpec(allocation_id="a", command=("true",)))
+                await execution.wait()
+                while ex._spare is None:  # the next spare, from the maker
+                    await trio.sleep(0.01)
                 spare = ex._spare
                 while True:  # until its first process is forked (and in its cgroups)
                     children = psutil.Process(spare.pid).children()
@@ -169,7 +197,10 @@ def test_a_spare_ends_with_its_node_when_the_node_is_killed(
                         break
                     await trio.sleep(0.01)
                 groups = [str(p) for _, p, _ in spare.cgroup.groups] if spare.cgroup else []
-                print(json.dumps([spare.pid, [c.pid for c in children], groups, spare.uid]))
+                print(json.dumps(
+                    [ex._maker.pid, spare.pid, [c.pid for c in children], groups,
+                     [spare.uid, execution._record["uid"]]]
+                ))
                 sys.stdout.flush()
                 await trio.sleep(60)
 
@@ -181,16 +212,16 @@ def test_a_spare_ends_with_its_node_when_the_node_is_killed(
     )
     try:
         assert process.stdout is not None
-        pid, children, groups, uid = json.loads(process.stdout.readline())
-        if uid is not None:
-            claims_released.append(uid)
+        maker, pid, children, groups, uids = json.loads(process.stdout.readline())
+        claims_released.extend(uid for uid in uids if uid is not None)
         process.kill()
     finally:
         process.kill()
         process.wait()
     deadline = time.monotonic() + 10
-    while not all(gone(p) for p in [pid, *children]) and time.monotonic() < deadline:
+    while not all(gone(p) for p in [maker, pid, *children]) and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert gone(maker)
     assert gone(pid) and all(gone(child) for child in children)
     while any(Path(g).exists() for g in groups) and time.monotonic() < deadline:
         time.sleep(0.01)
