@@ -20,9 +20,11 @@ from typing import Any, Final, final
 
 import trio
 
-from nuactor import Keystore
+from nuactor import Identity, Keystore, TrustContext
 
+from .client import NodeClient
 from .errors import DmsError
+from .node import trust_path
 
 __all__ = ["LocalNet", "LocalNode"]
 
@@ -53,6 +55,9 @@ class LocalNode:
     process: trio.Process | None = None
     ready: dict[str, Any] = field(default_factory=dict)
     log_path: Path | None = None
+    #: The node's ``dms`` and ``user`` identities (kept from when their keys were made).
+    identity: Identity | None = field(default=None, repr=False)
+    user: Identity | None = field(default=None, repr=False)
 
     @property
     def address(self) -> str:
@@ -116,9 +121,64 @@ class LocalNet:
             document.setdefault(section, {}).update(values)
         config_path = home / "dms_config.json"
         config_path.write_text(json.dumps(document, indent=2))
-        local = LocalNode(name, home, config_path, node.did, user.did, p2p_port, api_port)
+        local = LocalNode(
+            name,
+            home,
+            config_path,
+            node.did,
+            user.did,
+            p2p_port,
+            api_port,
+            identity=node,
+            user=user,
+        )
         self.nodes.append(local)
         return local
+
+    def organise(
+        self,
+        operator: LocalNode,
+        nodes: Sequence[LocalNode],
+        grants: Sequence[str] = ("/dms/deployment", "/dms/allocation"),
+    ) -> None:
+        """Trust as an organisation sets it up (what ``dmsnode cap`` does, done in-process):
+        every node anchors ``operator``'s user key as root, and holds the operator's powerline
+        grants of ``grants``, so that the nodes may deploy onto one another. Before start."""
+        assert operator.user is not None
+        org = TrustContext(operator.user)
+        for node in nodes:
+            assert node.identity is not None
+            path = trust_path(node.home)
+            trust = (
+                TrustContext.load(path, node.identity)
+                if path.is_file()
+                else TrustContext(node.identity, path=path)
+            )
+            trust.add_root(operator.user.did)
+            for cmd in grants:
+                trust.add_provide(org.grant(node.did, cmd, powerline=True, expiration=None))
+            trust.save()
+
+    async def call(
+        self,
+        node: LocalNode,
+        beh: str,
+        body: Any = None,
+        *,
+        operator: LocalNode | None = None,
+        timeout: float = 30.0,
+    ) -> Any:
+        """Invoke ``beh`` on ``node`` through its REST gateway, signed by ``operator``'s user
+        key (default: the node's own user key); the reply, or :class:`RequestRefused`."""
+        signer = (operator or node).user
+        assert signer is not None
+        client = NodeClient(node.api, timeout=timeout + 10)
+
+        def invoke() -> Any:
+            envelope = client.envelope(signer, beh, body, reply=True, ttl_ms=int(timeout * 1000))
+            return client.invoke(envelope, timeout=timeout)
+
+        return await trio.to_thread.run_sync(invoke)
 
     def command(self, node: LocalNode, *args: str) -> list[str]:
         """The ``dmsnode`` command line for ``node``'s home."""

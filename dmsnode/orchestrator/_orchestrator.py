@@ -37,7 +37,7 @@ from typing import Any, Final, Literal, final
 import trio
 
 from nuactor import Actor, ActorSystem, Context, Handle
-from nuactor.errors import NuactorError
+from nuactor.errors import InvokeTimeout, NuactorError, Unreachable
 
 from ..deployment import (
     Bid,
@@ -224,8 +224,7 @@ class Orchestrator:
                 if deployment.state in (S.PREPARING, S.COMMITTING, S.PROVISIONING):
                     if resumed:
                         await self._revert_all(deployment, "placement restarted after a restart")
-                    await self._place(deployment, list(_slots(deployment.ensemble)))
-                    await self._provision(deployment, list(deployment.nodes))
+                    await self._deploy(deployment, list(_slots(deployment.ensemble)))
                     await self._set(deployment, S.RUNNING, "every allocation started")
                 if deployment.state is S.RUNNING:
                     await self._supervise(deployment)
@@ -236,6 +235,23 @@ class Orchestrator:
             await self._fail(deployment, f"internal error: {type(exc).__name__}: {exc}")
         if deployment.state is S.SHUTTING_DOWN:
             await self._finish(deployment, S.COMPLETED, "shut down on request")
+
+    async def _deploy(
+        self, deployment: Deployment, slots: list[str], avoid: set[str] | None = None
+    ) -> None:
+        """Place ``slots`` and start them; a provider lost on the way (it stops answering)
+        means reverting them and placing them again, without it."""
+        avoid = set(avoid or ())
+        while True:
+            await self._place(deployment, slots, avoid)
+            try:
+                await self._provision(deployment, slots)
+                return
+            except _Retry as retry:
+                deployment.reason = str(retry)
+                deployment.note(f"a provider was lost while starting, placing again: {retry}")
+                await self._revert_slots(deployment, slots, "a provider was lost while starting")
+                avoid = retry.providers
 
     async def _place(
         self, deployment: Deployment, slots: list[str], avoid: set[str] | None = None
@@ -260,8 +276,8 @@ class Orchestrator:
                 nonce=secrets.token_hex(8),
                 orchestrator=self.did,
                 nodes=tuple(requests),
-                expires=time.time()
-                + min(left, self.settings.bid_timeout + self.settings.step_timeout),
+                # Open for the whole round, whatever the deadline (the orchestrator's business).
+                expires=time.time() + self.settings.bid_timeout + self.settings.step_timeout,
                 exclude=tuple(sorted(exclude)),
             )
             bids = await self._collect(request, asked)
@@ -391,8 +407,10 @@ class Orchestrator:
             await self._await_wave(deployment, wave, ready=not last)
 
     async def _start_wave(self, deployment: Deployment, wave: list[tuple[str, str]]) -> list[str]:
-        """``/dms/allocation/start`` on every allocation of ``wave`` at once; what failed."""
+        """``/dms/allocation/start`` on every allocation of ``wave`` at once; what failed.
+        Raises :class:`_Retry` if a provider could not be reached (placed again elsewhere)."""
         failures: list[str] = []
+        lost: dict[str, str] = {}
 
         async def start(slot: str, name: str) -> None:
             node = deployment.nodes[slot]
@@ -401,7 +419,10 @@ class Orchestrator:
                 answer = await self._invoke(
                     node["provider"], "/dms/allocation/start", {}, actor=actor
                 )
-            except (NuactorError, DmsError, OSError) as exc:
+            except (Unreachable, InvokeTimeout, OSError) as exc:
+                lost[node["provider"]] = f"{slot}/{name} could not be started: {_why(exc)}"
+                return
+            except (NuactorError, DmsError) as exc:
                 failures.append(f"{slot}/{name} did not start: {_why(exc)}")
                 return
             if isinstance(answer, dict):
@@ -410,7 +431,9 @@ class Orchestrator:
         async with trio.open_nursery() as nursery:
             for slot, name in wave:
                 nursery.start_soon(start, slot, name)
-        return failures
+        if lost and not failures:
+            raise _Retry("; ".join(lost.values()), set(lost))
+        return failures + list(lost.values())
 
     async def _await_wave(
         self, deployment: Deployment, wave: list[tuple[str, str]], *, ready: bool
@@ -510,9 +533,8 @@ class Orchestrator:
                     raise _Failed(f"{slot}: {problem}; restart failed: {_why(exc)}") from None
         old = node["provider"]
         await self._revert_slots(deployment, [slot], f"redeploying {slot}")
-        await self._place(deployment, [slot], avoid={old})
+        await self._deploy(deployment, [slot], avoid={old})
         deployment.nodes[slot]["recoveries"] = recoveries + 1
-        await self._provision(deployment, [slot])
         deployment.note(f"{slot} redeployed on {_short(deployment.nodes[slot]['provider'])}")
         await self._save(deployment)
 
