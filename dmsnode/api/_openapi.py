@@ -27,6 +27,12 @@ Two kinds of routes:
   it here, forwards it to the node it is addressed to, or gossips it.
 - **Readable routes**: the node's health, status, peers, capabilities, events and metrics.
   They are read-only and unauthenticated: keep `rest.addr` on a loopback address.
+- **Deployment routes** (`/api/v1/deployments`): the orchestrator's operator behaviours
+  (`/dms/node/deployment/*`, what `dmsnode deploy` and `dmsnode deployments` use), invoked as
+  the node itself. They are unauthenticated too, and they change things: whoever reaches the
+  API can deploy and stop workloads, so `rest.addr` must stay on a loopback address. Those
+  that change something refuse a request carrying `Origin` (403 `CrossOrigin`): a web page
+  the operator visits cannot use them.
 
 Every response is JSON except `/metrics` (Prometheus text). Every error is
 `{"error": "<Type>", "detail": "<what was wrong and what to do>"}` with a 4xx or 5xx status:
@@ -91,14 +97,44 @@ _ERROR_RESPONSES: Final[dict[str, tuple[int, str]]] = {
         "`InvokeTimeout`: no reply (or no way to the peer) within the timeout.",
     ),
     "Unavailable": (503, "`Unavailable`: this node does not provide this (see the detail)."),
+    "DeploymentBadRequest": (
+        400,
+        "`BadRequest`: bad JSON, an unknown, missing or mistyped field, or an invalid ensemble; "
+        "for an invalid ensemble `errors` lists every problem (path, line, message).",
+    ),
+    "CrossOrigin": (
+        403,
+        "`CrossOrigin`: the request carries `Origin` (a browser sent it for a web page); send it "
+        "from a program.",
+    ),
+    "UnknownDeployment": (
+        404,
+        "`UnknownDeployment`: this node orchestrates no deployment with this id (for `logs` "
+        "with `allocation`, `UnknownAllocation`: the deployment has no output from that "
+        "allocation).",
+    ),
+    "DeploymentConflict": (
+        409,
+        "`DeploymentError`: the deployment is not in a state that allows this (only a "
+        "Completed or Failed deployment is deleted: shut it down first).",
+    ),
+    "UnsupportedMediaType": (
+        415,
+        "`UnsupportedMediaType`: the body is neither JSON (`application/json`) nor YAML "
+        "(`application/yaml`, `text/yaml`).",
+    ),
     "InternalError": (500, "`InternalError`: an unexpected failure, logged by the node."),
 }
+
+
+#: Error responses whose body has more than the ``Error`` shape: name -> schema.
+_ERROR_SCHEMAS: Final = {"DeploymentBadRequest": "InvalidEnsemble"}
 
 
 def _error_responses() -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for name, (status, description) in _ERROR_RESPONSES.items():
-        response = _json(_ref("Error"), description)
+        response = _json(_ref(_ERROR_SCHEMAS.get(name, "Error")), description)
         if status == 429:
             response["headers"] = {
                 "Retry-After": {
@@ -266,6 +302,182 @@ def _schemas() -> dict[str, Any]:
                 },
             },
         },
+        **_deployment_schemas(),
+    }
+
+
+_STATES: Final = [
+    "Preparing",
+    "Committing",
+    "Provisioning",
+    "Running",
+    "Failed",
+    "ShuttingDown",
+    "Completed",
+]
+
+
+def _deployment_schemas() -> dict[str, Any]:
+    time = {"type": "number", "description": "Unix time, seconds."}
+    summary_properties = {
+        "id": {"type": "string", "description": "The deployment's id, `d` and 16 hex digits."},
+        "state": {"type": "string", "enum": _STATES},
+        "reason": {
+            "type": "string",
+            "description": "Why it failed, or what placement still lacks (empty otherwise).",
+        },
+        "created_at": time,
+        "updated_at": time,
+        "deadline": {
+            "type": "number",
+            "description": "Unix time by which it must run, or it fails.",
+        },
+        "nodes": {"type": "integer", "description": "Nodes in the ensemble."},
+        "allocations": {"type": "integer", "description": "Allocations in the ensemble."},
+        "description": {"type": "string", "description": "The ensemble's metadata.description."},
+    }
+    summary_required = list(summary_properties)
+    allocation = {
+        "type": "object",
+        "properties": {
+            "state": {
+                "type": ["string", "null"],
+                "description": "pending, starting, running, completed, failed, stopped.",
+            },
+            "exit_code": {"type": ["integer", "null"]},
+            "reason": {"type": ["string", "null"]},
+            "healthy": {"type": ["boolean", "null"]},
+            "restarts": {"type": ["integer", "null"]},
+        },
+    }
+    history = {
+        "type": "object",
+        "required": ["time", "state", "text"],
+        "properties": {"time": time, "state": {"type": "string"}, "text": {"type": "string"}},
+    }
+    return {
+        "DeploymentRequest": {
+            "type": "object",
+            "required": ["ensemble"],
+            "additionalProperties": False,
+            "properties": {
+                "ensemble": {
+                    "type": ["string", "object"],
+                    "description": "The ensemble: its YAML text (NuNet v1, see "
+                    "docs/ensembles.md), or the same as a JSON object.",
+                },
+                "timeout": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "description": "Seconds it may take to run, or it fails (default: the "
+                    "node's orchestrator.deployment_timeout_s).",
+                },
+            },
+        },
+        "DeploymentSummary": {
+            "type": "object",
+            "required": summary_required,
+            "properties": summary_properties,
+        },
+        "DeploymentStatus": {
+            "type": "object",
+            "required": [*summary_required, "bids", "history"],
+            "properties": {
+                **summary_properties,
+                "nodes": {
+                    "type": "object",
+                    "description": "Slot (node, or redundant copy) -> where it is (here the "
+                    "map replaces the summary's count).",
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {
+                            "provider": {"type": ["string", "null"]},
+                            "state": {"type": ["string", "null"]},
+                            "ports": {"type": "array", "items": {"type": "object"}},
+                            "allocations": {
+                                "type": "object",
+                                "additionalProperties": allocation,
+                            },
+                        },
+                    },
+                },
+                "bids": {"type": "integer", "description": "Bids received so far."},
+                "history": {
+                    "type": "array",
+                    "items": history,
+                    "description": "The latest 20 entries, oldest first.",
+                },
+            },
+        },
+        "DeploymentManifest": {
+            "type": "object",
+            "required": ["id", "state"],
+            "description": "The orchestrator's record: every slot with its provider, signed "
+            "bid and allocations; the latest round's refusals and rejected bids with their "
+            "reasons; the history.",
+            "properties": {
+                "id": {"type": "string"},
+                "state": {"type": "string", "enum": _STATES},
+                "nodes": {"type": "object"},
+                "bids": {"type": "integer"},
+                "refusals": {"type": "array", "items": {"type": "object"}},
+                "rejections": {"type": "array", "items": {"type": "object"}},
+                "history": {"type": "array", "items": history},
+            },
+        },
+        "DeploymentLogs": {
+            "type": "object",
+            "required": ["id", "state", "logs"],
+            "properties": {
+                "id": {"type": "string"},
+                "state": {"type": "string", "enum": _STATES},
+                "logs": {
+                    "type": "object",
+                    "description": "`slot/allocation` -> its lines, oldest first.",
+                    "additionalProperties": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["stream", "time", "text"],
+                            "properties": {
+                                "stream": {"type": "string", "enum": ["stdout", "stderr"]},
+                                "time": time,
+                                "text": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "Deleted": {
+            "type": "object",
+            "required": ["deleted"],
+            "properties": {"deleted": {"type": "string", "description": "The id deleted."}},
+        },
+        "InvalidEnsemble": {
+            "type": "object",
+            "required": ["error", "detail"],
+            "properties": {
+                "error": {"const": "BadRequest"},
+                "detail": {"type": "string", "description": "What was wrong and what to do."},
+                "errors": {
+                    "type": "array",
+                    "description": "For an invalid ensemble: every problem in it.",
+                    "items": {
+                        "type": "object",
+                        "required": ["path", "line", "message"],
+                        "properties": {
+                            "path": {
+                                "type": "string",
+                                "description": "Where: allocations.web.resources.ram.size.",
+                            },
+                            "line": {"type": ["integer", "null"]},
+                            "message": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
     }
 
 
@@ -313,6 +525,147 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
         "required": False,
         "schema": schema,
         "description": description,
+    }
+
+
+def _deployment_paths() -> dict[str, Any]:
+    id_parameter = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "The deployment's id.",
+    }
+    read_errors = ("Unprocessable", "TooManyRequests", "Unavailable", "GatewayTimeout")
+    one_errors = ("UnknownDeployment", *read_errors)
+
+    def operation(
+        operation_id: str, summary: str, ok: dict[str, Any], *errors: str, **more: Any
+    ) -> dict[str, Any]:
+        status = more.pop("status", "200")
+        return {
+            "operationId": operation_id,
+            "tags": ["deployments"],
+            "summary": summary,
+            **more,
+            "responses": {status: ok, **_errors(*errors)},
+        }
+
+    summary = _ref("DeploymentSummary")
+    return {
+        "/api/v1/deployments": {
+            "get": operation(
+                "deploymentList",
+                "Every deployment this node orchestrates",
+                _json({"type": "array", "items": summary}, "Their summaries."),
+                *read_errors,
+            ),
+            "post": operation(
+                "deploymentNew",
+                "Deploy an ensemble",
+                {
+                    **_json(summary, "Created (saved; placement goes on): its summary."),
+                    "headers": {
+                        "Location": {
+                            "description": "The deployment's status: /api/v1/deployments/{id}.",
+                            "schema": {"type": "string"},
+                        }
+                    },
+                },
+                "DeploymentBadRequest",
+                "CrossOrigin",
+                "PayloadTooLarge",
+                "UnsupportedMediaType",
+                *read_errors,
+                status="201",
+                description="The ensemble is checked first: an invalid one is refused with "
+                "every problem in it. The deployment is then saved and driven: bids, two-phase "
+                "commit, start in depends_on waves, supervision (follow it with GET "
+                "/api/v1/deployments/{id}). Send JSON, or the ensemble's YAML itself with "
+                "`Content-Type: application/yaml` (and `?timeout=`).",
+                parameters=[
+                    _query(
+                        "timeout",
+                        {"type": "number", "exclusiveMinimum": 0},
+                        "With a YAML body: seconds it may take to run, or it fails.",
+                    )
+                ],
+                requestBody={
+                    "required": True,
+                    "content": {
+                        _JSON: {"schema": _ref("DeploymentRequest")},
+                        "application/yaml": {"schema": {"type": "string"}},
+                    },
+                },
+            ),
+        },
+        "/api/v1/deployments/{id}": {
+            "get": operation(
+                "deploymentStatus",
+                "A deployment's status",
+                _json(
+                    _ref("DeploymentStatus"),
+                    "Its summary, every slot's provider, state, ports and allocations, the "
+                    "bids received and its recent history.",
+                ),
+                *one_errors,
+                parameters=[id_parameter],
+            ),
+            "delete": operation(
+                "deploymentDelete",
+                "Delete a Completed or Failed deployment",
+                _json(_ref("Deleted"), "Deleted, with the output kept of it."),
+                "CrossOrigin",
+                "DeploymentConflict",
+                *one_errors,
+                parameters=[id_parameter],
+            ),
+        },
+        "/api/v1/deployments/{id}/manifest": {
+            "get": operation(
+                "deploymentManifest",
+                "A deployment's manifest",
+                _json(_ref("DeploymentManifest"), "The orchestrator's record of it."),
+                *one_errors,
+                parameters=[id_parameter],
+            )
+        },
+        "/api/v1/deployments/{id}/logs": {
+            "get": operation(
+                "deploymentLogs",
+                "A deployment's output",
+                _json(
+                    _ref("DeploymentLogs"),
+                    "Every allocation's lines: asked of its provider while it runs, as kept "
+                    "by this node once it is over.",
+                ),
+                *one_errors,
+                parameters=[
+                    id_parameter,
+                    _query(
+                        "allocation",
+                        {"type": "string"},
+                        "Only this allocation's output (its name, or `slot/name`).",
+                    ),
+                ],
+            )
+        },
+        "/api/v1/deployments/{id}/shutdown": {
+            "post": operation(
+                "deploymentShutdown",
+                "Shut a deployment down",
+                _json(
+                    summary,
+                    "Accepted: ShuttingDown is saved; it ends Completed once everything is "
+                    "stopped and released (an ended deployment is answered as it is).",
+                ),
+                "CrossOrigin",
+                *one_errors,
+                status="202",
+                description="A body, if any, is ignored.",
+                parameters=[id_parameter],
+            )
+        },
     }
 
 
@@ -435,6 +788,7 @@ def _paths() -> dict[str, Any]:
             },
             "Unavailable",
         ),
+        **_deployment_paths(),
         "/api/v1/openapi.json": _get(
             "openapi",
             "meta",
@@ -461,6 +815,10 @@ def openapi_document() -> dict[str, Any]:
             {"name": "gateway", "description": "NuNet's actor gateway: signed envelopes."},
             {"name": "node", "description": "The node's own state, read-only."},
             {"name": "observability", "description": "Events and metrics."},
+            {
+                "name": "deployments",
+                "description": "The orchestrator: deploy ensembles, follow and stop them.",
+            },
             {"name": "meta", "description": "About the API itself."},
         ],
         "paths": _paths(),

@@ -1,20 +1,36 @@
 """The readable routes: health, the node's status, peers, capabilities, events, metrics and
-the OpenAPI document. Local and read-only: they sign nothing and change nothing.
+the OpenAPI document (local and read-only: they sign nothing and change nothing); and the
+deployment routes, ``/api/v1/deployments``, the orchestrator's operator behaviours
+(``/dms/node/deployment/*``) for programs that speak HTTP rather than signed envelopes.
 
 Metrics and events come from ``node.metrics`` (a registry with ``render() -> str``) and
 ``node.events`` (with ``await list(since_id=, kind=, limit=)``); a node without them answers
 503 ``Unavailable``.
+
+The deployment routes invoke the behaviours on the node's root actor as the node itself, so
+they answer exactly what the CLI gets through the gateway; like every readable route they are
+unauthenticated (keep ``rest.addr`` on a loopback address). The ones that change something
+(deploy, shut down, delete) refuse a request a browser sends on a web page's behalf (it carries
+``Origin``), so that a page the operator visits cannot deploy or stop anything.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 
-from ._body import query_int, query_str
+from nuactor import Handle
+from nuactor.errors import Busy, InvokeTimeout, RemoteError
+
+from ..ensemble import EnsembleInvalid, SpecError, validate_data
+from ..ensemble import validate as validate_text
+from ..node import ROOT_ACTOR
+from ._body import bad_request, json_body, json_type, query_int, query_str
 from ._openapi import openapi_document
 from ._responses import ApiProblem, json_response
 
@@ -28,6 +44,18 @@ METRICS_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 DEFAULT_EVENTS: Final = 100
 MAX_EVENTS: Final = 1000
 _EVENT_FIELDS: Final = ("id", "ts_ms", "kind", "level", "data")
+#: How long a deployment route waits for the orchestrator's answer (seconds).
+DEPLOYMENT_TIMEOUT: Final = 30.0
+_DEPLOY_EXAMPLE: Final = (
+    '{"ensemble": "<the ensemble\'s YAML, or the same as a JSON object>", "timeout": 600}'
+)
+_DEPLOY_FIELDS: Final = ("ensemble", "timeout")
+#: Content types of a deployment request whose body is the ensemble's YAML itself.
+YAML_TYPES: Final = frozenset(
+    {"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"}
+)
+#: What a behaviour's refusal becomes: its error type -> HTTP status (422 otherwise).
+_DEPLOYMENT_STATUS: Final = {"BadRequest": 400, "UnknownDeployment": 404, "DeploymentError": 409}
 
 
 class MetricsSource(Protocol):
@@ -94,7 +122,179 @@ def readable_blueprint(node: Node) -> Blueprint:
     async def openapi() -> Response:
         return json_response(document)
 
+    _deployment_routes(bp, node)
     return bp
+
+
+def _deployment_routes(bp: Blueprint, node: Node) -> None:
+    """``/api/v1/deployments``: the orchestrator's operator behaviours."""
+
+    async def call(beh: str, body: dict[str, Any]) -> Any:
+        if getattr(node, "orchestrator", None) is None:
+            raise _unavailable(
+                "this node orchestrates no deployments: it runs without a store "
+                "(a node started with 'dmsnode run' has one)"
+            )
+        try:
+            return await node.system.invoke(
+                Handle(node.did, ROOT_ACTOR),
+                f"/dms/node/deployment/{beh}",
+                body,
+                timeout=DEPLOYMENT_TIMEOUT,
+            )
+        except RemoteError as exc:
+            raise ApiProblem(_DEPLOYMENT_STATUS.get(exc.type, 422), exc.type, exc.message) from None
+        except Busy as exc:
+            wait = max(1, math.ceil(exc.retry_after if exc.retry_after is not None else 1.0))
+            raise ApiProblem(
+                429, "Busy", f"{exc}: try again in {wait} s", headers={"Retry-After": str(wait)}
+            ) from None
+        except InvokeTimeout as exc:
+            raise ApiProblem(
+                504, "InvokeTimeout", f"{exc}: the node is overloaded; try again later"
+            ) from None
+
+    @bp.post("/api/v1/deployments")
+    async def deployment_new() -> Response:
+        """Deploy an ensemble: 201 with the deployment's summary once it is saved."""
+        _refuse_web_pages()
+        body, errors = await _deployment_request()
+        if errors:
+            # Every problem, also as data (path, line, message) for the program that sent it.
+            problem = {"error": "BadRequest", "detail": str(EnsembleInvalid(errors))}
+            return json_response(problem | {"errors": [e.to_dict() for e in errors]}, 400)
+        summary = await call("new", body)
+        location = f"/api/v1/deployments/{summary['id']}"
+        return json_response(summary, 201, headers={"Location": location})
+
+    @bp.get("/api/v1/deployments")
+    async def deployment_list() -> Response:
+        return json_response(await call("list", {}))
+
+    @bp.get("/api/v1/deployments/<id>")
+    async def deployment_status(id: str) -> Response:
+        return json_response(await call("status", {"id": id}))
+
+    @bp.get("/api/v1/deployments/<id>/manifest")
+    async def deployment_manifest(id: str) -> Response:
+        return json_response(await call("manifest", {"id": id}))
+
+    @bp.get("/api/v1/deployments/<id>/logs")
+    async def deployment_logs(id: str) -> Response:
+        wanted = query_str("allocation")
+        result = await call("logs", {"id": id})
+        if wanted is not None:
+            logs = result.get("logs") or {}
+            result["logs"] = {
+                key: lines for key, lines in logs.items() if wanted in (key, key.split("/", 1)[-1])
+            }
+            if logs and not result["logs"]:
+                raise ApiProblem(
+                    404,
+                    "UnknownAllocation",
+                    f"deployment {id} has no output from an allocation {wanted!r}; it has "
+                    f"{', '.join(sorted(logs))}: ask for one of those (or its part after '/')",
+                )
+        return json_response(result)
+
+    @bp.post("/api/v1/deployments/<id>/shutdown")
+    async def deployment_shutdown(id: str) -> Response:
+        """Stop a deployment: 202 once ShuttingDown is saved (it ends Completed)."""
+        _refuse_web_pages()
+        return json_response(await call("shutdown", {"id": id}), 202)
+
+    @bp.delete("/api/v1/deployments/<id>")
+    async def deployment_delete(id: str) -> Response:
+        _refuse_web_pages()
+        return json_response(await call("delete", {"id": id}))
+
+
+async def _deployment_request() -> tuple[dict[str, Any], list[SpecError]]:
+    """The body of a deployment (JSON ``{ensemble, timeout?}``, or the ensemble's YAML itself
+    with ``?timeout=``) and every problem of its ensemble."""
+    mimetype = request.mimetype
+    if mimetype in YAML_TYPES:
+        raw = await request.get_data(cache=False, as_text=False, parse_form_data=False)
+        if not raw.strip():
+            raise bad_request("the request has no body: send the ensemble's YAML")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad_request("the body is not UTF-8 text: send the ensemble's YAML") from None
+        body: dict[str, Any] = {"ensemble": text}
+        timeout = _query_seconds("timeout")
+        if timeout is not None:
+            body["timeout"] = timeout
+        return body, validate_text(text)
+    if mimetype != "application/json":
+        raise ApiProblem(
+            415,
+            "UnsupportedMediaType",
+            f"a deployment is sent as JSON (Content-Type: application/json, such as "
+            f"{_DEPLOY_EXAMPLE}) or as the ensemble's YAML (Content-Type: application/yaml); "
+            f"this request's Content-Type is {mimetype or 'missing'}",
+        )
+    body = await json_body(_DEPLOY_EXAMPLE)
+    unknown = sorted(set(body) - set(_DEPLOY_FIELDS))
+    if unknown:
+        raise bad_request(
+            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
+            f"a deployment request has only 'ensemble' and 'timeout'"
+        )
+    if "ensemble" not in body:
+        raise bad_request(f"'ensemble' is missing: send {_DEPLOY_EXAMPLE}")
+    timeout = body.get("timeout")
+    if timeout is not None and not _positive(timeout):
+        raise bad_request(
+            f"'timeout' must be a positive number of seconds, got {json.dumps(timeout)}"
+        )
+    ensemble = body["ensemble"]
+    if isinstance(ensemble, str):
+        return body, validate_text(ensemble)
+    if isinstance(ensemble, dict):
+        return body, validate_data(ensemble)
+    raise bad_request(
+        "'ensemble' must be the ensemble's YAML (a string) or the same as a JSON object, "
+        f"not a {json_type(ensemble)}"
+    )
+
+
+def _query_seconds(name: str) -> float | None:
+    text = request.args.get(name)
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not _positive(value):
+        raise bad_request(
+            f"query parameter '{name}' must be a positive number of seconds, got {text!r}"
+        )
+    return value
+
+
+def _positive(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def _refuse_web_pages() -> None:
+    """Refuse a request a browser sends for a web page (it has ``Origin``; programs send none):
+    these routes are unauthenticated, and must not be a page's way to deploy or stop things."""
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        raise ApiProblem(
+            403,
+            "CrossOrigin",
+            f"a web page ({origin}) may not deploy, shut down or delete deployments through "
+            "this unauthenticated API; send the request from a program (curl, the dmsnode CLI), "
+            "which sends no Origin header",
+        )
 
 
 def _event(row: Any) -> dict[str, Any]:

@@ -63,9 +63,13 @@ def _operation(
     if "description" in operation:
         out.extend([operation["description"], ""])
     parameters = operation.get("parameters", [])
-    if parameters:
-        out.extend(["Query parameters:", "", "| Name | Type | Meaning |", "|---|---|---|"])
-        for parameter in parameters:
+    for where in ("path", "query"):
+        chosen = [p for p in parameters if p["in"] == where]
+        if not chosen:
+            continue
+        heading = f"{where.capitalize()} parameters:"
+        out.extend([heading, "", "| Name | Type | Meaning |", "|---|---|---|"])
+        for parameter in chosen:
             schema = json.dumps(parameter["schema"], separators=(", ", ": "))
             out.append(f"| `{parameter['name']}` | `{schema}` | {parameter['description']} |")
         out.append("")

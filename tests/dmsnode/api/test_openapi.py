@@ -4,6 +4,7 @@ provoke over the wire (a Busy destination)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,8 +32,9 @@ def documented(document: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def routed(app: Any) -> set[tuple[str, str]]:
+    """The app's routes, with Quart's ``<id>`` written as OpenAPI's ``{id}``."""
     return {
-        (method, rule.rule)
+        (method, re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", rule.rule))
         for rule in app.url_map.iter_rules()
         for method in rule.methods
         if method not in {"HEAD", "OPTIONS"}
