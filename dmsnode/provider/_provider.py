@@ -496,6 +496,35 @@ class Provider:
             )
             log.info("recovered hosted node %s", id)
             await self._event("deployment.recovered", {"id": id})
+        assert self._nursery is not None
+        for id in list(self._orchestrators):
+            self._nursery.start_soon(self._confirm, id)
+
+    async def _confirm(self, id: str) -> None:
+        """Ask the orchestrator of a node hosted before a restart whether it still wants it;
+        revert it if not. An orchestrator that cannot be reached is asked again; the orphan
+        timer ends the wait."""
+        deployment, slot = id.split("/", 1)
+        orchestrator = self._orchestrators.get(id)
+        delay = 1.0
+        while orchestrator is not None and self._orchestrators.get(id) == orchestrator:
+            try:
+                answer = await self._system.invoke(
+                    Handle(orchestrator, _ROOT),
+                    "/dms/deployment/confirm",
+                    {"deployment": deployment, "node": slot},
+                    timeout=10.0,
+                )
+            except (NuactorError, OSError) as exc:
+                log.info("%s: its orchestrator cannot confirm it yet: %s", id, exc)
+                await trio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            if isinstance(answer, dict) and answer.get("keep") is False:
+                await self.revert(id, why="its orchestrator no longer wants it (after a restart)")
+            elif id in self.hosted:
+                self.hosted[id].last_contact = self._clock()
+            return
 
     async def _event(self, kind: str, data: dict[str, Any]) -> None:
         if self._record is not None:
