@@ -35,7 +35,11 @@ ORCHESTRATOR = {
 }
 PROVIDER = {"commit_ttl_s": 4, "orphan_timeout_s": 60}
 #: Onboarding wants between 10% and 90% of the machine's RAM.
-SHARE = {"cpu_cores": 1, "ram": int(psutil.virtual_memory().total * 0.15), "disk": "1GiB"}
+SHARE: dict[str, Any] = {
+    "cpu_cores": 1,
+    "ram": int(psutil.virtual_memory().total * 0.15),
+    "disk": "1GiB",
+}
 
 HELLO = """
 version: "V1"
