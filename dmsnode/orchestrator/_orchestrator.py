@@ -446,7 +446,8 @@ class Orchestrator:
                 problem = _failure(status, deployment.ensemble.allocations[name])
                 if problem is not None:
                     raise _Failed(f"{slot}/{name} {problem}")
-                if not (_is_ready(status) if ready else _has_started(status)):
+                spec = deployment.ensemble.allocations[name]
+                if not (_is_ready(status, spec) if ready else _is_up(status, spec)):
                     waiting.append(f"{slot}/{name}")
             if not waiting:
                 return
@@ -919,19 +920,26 @@ def _failure(status: Mapping[str, Any], spec: Allocation) -> str | None:
     return f"failed: {detail}"
 
 
-def _has_started(status: Mapping[str, Any]) -> bool:
-    return status.get("state") in ("running", "completed")
+def _is_up(status: Mapping[str, Any], spec: Allocation) -> bool:
+    """Whether an allocation counts as started: a task running or done; a service running
+    and, if it has a health check that can run, healthy."""
+    if spec.type == "task":
+        return status.get("state") in ("running", "completed")
+    return status.get("state") == "running" and _healthy(status, spec)
 
 
-def _is_ready(status: Mapping[str, Any]) -> bool:
-    """Whether dependants may start: a task completed, a service running and not unhealthy
-    (healthy, when its health check can run)."""
-    if status.get("type") == "task":
+def _is_ready(status: Mapping[str, Any], spec: Allocation) -> bool:
+    """Whether allocations that depend on this one may start: a task completed; a service up."""
+    if spec.type == "task":
         return bool(status.get("state") == "completed")
-    if status.get("state") != "running":
-        return False
-    healthy = status.get("healthy")
-    return healthy is True or (healthy is None and "not supported" in str(status.get("health", "")))
+    return _is_up(status, spec)
+
+
+def _healthy(status: Mapping[str, Any], spec: Allocation) -> bool:
+    if spec.healthcheck is None:
+        return True
+    unsupported = "not supported" in str(status.get("health", ""))
+    return status.get("healthy") is True or (status.get("healthy") is None and unsupported)
 
 
 def _unplaced(unplaced: Mapping[str, str], refusals: Sequence[Refusal]) -> str:

@@ -330,3 +330,28 @@ async def test_an_unknown_deployment_is_refused_by_name(
     net = await start_net(*local, 1)
     with pytest.raises(RequestRefused, match="no deployment 'nope'"):
         await net.status("nope")
+
+
+async def test_the_service_pair_example(local: tuple[LocalNet, trio.Nursery]) -> None:
+    """Two services on two providers, with ports, http health checks and an edge constraint:
+    each answers on its public port, both are healthy, then shut down."""
+    net = await start_net(*local, 2)
+    text = (Path(__file__).parents[2] / "examples" / "ensembles" / "service-pair.yaml").read_text()
+    id = await net.deploy(text)
+    status = await net.wait(id, "Running", timeout=90)
+    assert {n["provider"] for n in status["nodes"].values()} <= {p.did for p in net.providers}
+    for slot in ("front", "back"):
+        (allocation,) = status["nodes"][slot]["allocations"].values()
+        assert allocation["state"] == "running"
+        assert allocation["healthy"] is True
+    front = status["nodes"]["front"]["ports"]
+    assert front == [{"public": 18080, "private": 8000, "allocation": "web"}]
+    (back,) = status["nodes"]["back"]["ports"]
+    for port in (18080, back["public"]):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(b"GET / HTTP/1.0\r\n\r\n")
+            assert (await stream.receive_some(100)).startswith(b"HTTP/1.0 200")
+    await net.call(net.orchestrator, "/dms/node/deployment/shutdown", {"id": id})
+    await net.wait(id, "Completed")
+    await net.assert_clean()

@@ -88,17 +88,21 @@ def test_service_pair() -> None:
     assert api.resources.ram.size == 512 * MiB  # the template, overridden
     assert api.resources.cpu == web.resources.cpu
     assert api.execution == ProcessExecution(
-        command=("python3", "-m", "http.server", "8001", "--bind", "0.0.0.0"),
+        command=(
+            "/bin/sh",
+            "-c",
+            "exec python3 -m http.server $DMS_PORT_8001 --bind 127.0.0.1",
+        ),
         environment={"PYTHONUNBUFFERED": "1"},
     )
     assert web.healthcheck is not None and web.healthcheck.type == "http"
     assert (web.healthcheck.interval, web.healthcheck.timeout) == (10.0, 2.0)
     assert api.healthcheck is not None and api.healthcheck.retries == 3  # the default
     front, back = ensemble.nodes["front"], ensemble.nodes["back"]
-    assert front.ports == (NodePort(private=8000, allocation="web", public=8080),)
+    assert front.ports == (NodePort(private=8000, allocation="web", public=18080),)
     assert back.ports == (NodePort(private=8001, allocation="api", public=0),)  # its only one
     assert back.ports[0].dynamic
-    assert front.port_request() == PortRequest(static=(8080,))
+    assert front.port_request() == PortRequest(static=(18080,))
     assert back.port_request() == PortRequest(dynamic=1)
     assert ensemble.edge_constraints[0].rtt == 100
     assert ensemble.edge_constraints[0].bw == 10_000_000
