@@ -59,7 +59,7 @@ log = logging.getLogger("dmsnode.provider")
 
 #: The topic bid requests are broadcast on.
 DEPLOYMENT_TOPIC: Final = "/nunet/deployment"
-#: How often hosted nodes are checked for an orchestrator that went silent.
+#: How often (at most) hosted nodes are checked for an orchestrator that went silent.
 _ORPHAN_CHECK_SECONDS: Final = 10.0
 _ROOT: Final = "root"
 
@@ -454,8 +454,9 @@ class Provider:
                     )
 
     async def _revert_orphans(self) -> None:
+        every = min(_ORPHAN_CHECK_SECONDS, self.settings.orphan_timeout / 4)
         while True:
-            await trio.sleep(_ORPHAN_CHECK_SECONDS)
+            await trio.sleep(every)
             now = self._clock()
             for id, hosted in list(self.hosted.items()):
                 silent = now - hosted.last_contact

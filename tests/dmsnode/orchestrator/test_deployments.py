@@ -17,6 +17,7 @@ import trio
 from dmsnode.ensemble import Location, parse
 from dmsnode.errors import BadRequest
 from dmsnode.orchestrator import Deployment, DeploymentState, Orchestrator, OrchestratorSettings
+from dmsnode.provider import ProviderSettings
 from dmsnode.resources import NotEnoughResources, Resources
 from dmsnode.simulation import SimNode, Simulation
 from nuactor import Handle
@@ -438,4 +439,23 @@ async def test_broadcast_bid_requests(tmp_path: Path) -> None:
         deployment = await orchestrator(sim).deploy(HELLO)
         await wait_for(deployment, S.COMPLETED)
         assert deployment.manifest["bids"] == 3
+        await assert_clean(sim)
+
+
+async def test_a_provider_reverts_what_a_silent_orchestrator_left(tmp_path: Path) -> None:
+    """An orchestrator that dies for good never reverts its nodes: each provider does, once it
+    has heard nothing about them for orphan_timeout seconds."""
+    async with Simulation(
+        tmp_path,
+        providers=2,
+        orchestrator_settings=FAST,
+        provider_settings=lambda i: ProviderSettings(orphan_timeout=0.6),
+    ).running() as sim:
+        deployment = await orchestrator(sim).deploy(SERVICE)
+        await wait_for(deployment, S.RUNNING)
+        host = provider_of(sim, deployment.nodes["front"]["provider"])
+        assert host.provider is not None
+        await trio.sleep(1.0)  # polled every 0.2 s: not an orphan
+        assert list(host.provider.hosted) == [f"{deployment.id}/front"]
+        sim.disconnect(sim.orchestrators[0])
         await assert_clean(sim)
