@@ -19,6 +19,7 @@ from ._app import App
 from ._cap import cap
 from ._config import config
 from ._demo import demo
+from ._deploy import deploy, deployments
 from ._key import key
 from ._peers import peers
 from ._resources import offboard, onboard, resources
@@ -77,6 +78,8 @@ cli.add_command(onboard)
 cli.add_command(offboard)
 cli.add_command(resources)
 cli.add_command(validate)
+cli.add_command(deploy)
+cli.add_command(deployments)
 
 
 def main() -> None:
