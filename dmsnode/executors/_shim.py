@@ -44,6 +44,12 @@ _DRAIN = 2.0
 _KILL_FOR = 1.0
 #: How many of the last stderr lines ``exit.json`` keeps (to tell why a sandbox failed).
 _TAIL = 20
+#: The node's socket: the monitor's execution (its directory) comes on it, and "done" goes back
+#: once ``exit.json`` is written; its end tells the monitor that the node is gone.
+_NODE = 0
+#: The pipe on which the node sends the execution's first process its configuration; its end
+#: without one tells that process that it will have no execution.
+_GO = 3
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_NO_NEW_PRIVS = 38
 #: The first argument: whether the monitor is a subreaper (keeps orphans below it), which it
@@ -124,14 +130,17 @@ def _exec(argv: list[str], env: dict[str, str]) -> None:
     raise error or OSError(errno.ENOENT, os.strerror(errno.ENOENT), program)
 
 
-def _child(cgroup_procs: list[str], go_r: int, out_w: int, err_w: int, status_w: int) -> None:
+def _child(cgroup_procs: list[str], out_w: int, err_w: int, status_w: int) -> None:
     """In the forked child: join the cgroups, wait for the execution's configuration on
-    ``go_r`` (none: the spare was not used, exit), become the execution's first process and
+    :data:`_GO` (none: the spare was not used, exit), become the execution's first process and
     exec. Never returns; a failure is written to ``status_w`` as ``stage NUL errno NUL
     message``."""
     stage = "setup"
     failure: BaseException | None = None
     try:
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)  # not the node's socket: the node sees the monitor's end alone
+        os.close(null)
         os.setsid()
         stage = "cgroup"
         me = str(os.getpid()).encode()
@@ -144,7 +153,8 @@ def _child(cgroup_procs: list[str], go_r: int, out_w: int, err_w: int, status_w:
     except BaseException as exc:  # reported once there is an execution to report it for
         failure = exc
     try:
-        raw = _read_all(go_r)
+        raw = _read_all(_GO)
+        os.close(_GO)
     except BaseException:
         os._exit(1)
     if not raw:
@@ -158,8 +168,6 @@ def _child(cgroup_procs: list[str], go_r: int, out_w: int, err_w: int, status_w:
             _signal.signal(signum, _signal.SIG_DFL)
         os.umask(0o022)
         stage = "stdio"
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
         stage = "cwd"
@@ -319,9 +327,8 @@ def _serve() -> None:
     """Make spare monitors by forking this interpreter (which costs a millisecond where
     starting one costs ten or more), for as long as the node's socket (stdin) is open.
 
-    Each request is a message, the monitor's arguments (marshal), with one file descriptor:
-    the spare's stdin, the pipe on which the node will give it its execution. The answer is
-    the spare's pid. The spares are reaped by the kernel (the node watches them by pidfd, as
+    Each request is a message, the monitor's arguments (marshal), with two file descriptors:
+    the spare's :data:`_NODE` and :data:`_GO`. The answer is the spare's pid. The spares are reaped by the kernel (the node watches them by pidfd, as
     it watches monitors found after a restart); each is in a session of its own."""
     import _socket  # socket's C half (socket takes 30 ms)
 
@@ -333,6 +340,9 @@ def _serve() -> None:
         _signal.signal(signum, _signal.SIG_IGN)
     _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)  # no zombies: nothing here waits
     room = _socket.CMSG_SPACE(4 * 4)
+    os.dup2(channel.fileno(), 100)  # out of the way of the descriptors spares are given
+    os.close(channel.detach())
+    channel = _socket.socket(fileno=100)
     while True:
         message, ancillary, _, _ = channel.recvmsg(1 << 16, room)
         fds = [
@@ -341,7 +351,7 @@ def _serve() -> None:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS
             for i in range(0, len(data) - 3, 4)
         ]
-        if not message or len(fds) != 1:  # the node is gone (or confused): stop
+        if not message or len(fds) != 2:  # the node is gone (or confused): stop
             break
         pid = os.fork()
         if pid == 0:
@@ -349,29 +359,40 @@ def _serve() -> None:
                 channel.detach()  # closed with the rest by the monitor
                 os.setsid()
                 _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-                os.dup2(fds[0], 0)
-                os.close(fds[0])
+                os.dup2(fds[0], _NODE)
+                os.dup2(fds[1], _GO)
                 argv = marshal.loads(message)
             except BaseException:
                 os._exit(1)
-            run(argv)
-        os.close(fds[0])
+            run(argv)  # which closes the originals
+        for fd in fds:
+            os.close(fd)
         channel.send(str(pid).encode())
 
 
 def _order() -> str | None:
-    """The directory of the execution this monitor is for, from stdin; ``None`` if stdin
-    ends first."""
+    """The directory of the execution this monitor is for, from the node's socket; ``None``
+    if it ends first."""
     data = b""
     while not data.endswith(b"\n"):
         try:
-            chunk = os.read(0, 4096)
+            chunk = os.read(_NODE, 4096)
         except InterruptedError:
             continue
         if not chunk:
             return None
         data += chunk
     return os.fsdecode(data[:-1])
+
+
+def _reap_all() -> None:
+    """Collect the children that have ended."""
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
+            return
 
 
 def _remove_groups(cgroup_procs: list[str]) -> None:
@@ -390,7 +411,7 @@ def _remove_groups(cgroup_procs: list[str]) -> None:
 
 def _monitor(subreaper: bool, cgroup_procs: list[str]) -> None:
     os.umask(0o077)  # logs and status are the node's, not the execution's
-    os.closerange(3, 1 << 16)  # whatever the node had open stays with the node
+    os.closerange(_GO + 1, 1 << 16)  # whatever the node had open stays with the node
     for signum in (_signal.SIGINT, _signal.SIGHUP, _signal.SIGTERM):
         _signal.signal(signum, _signal.SIG_IGN)  # the node stops executions, not this
     if subreaper:
@@ -398,18 +419,16 @@ def _monitor(subreaper: bool, cgroup_procs: list[str]) -> None:
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     status_r, status_w = os.pipe()
-    go_r, go_w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        os.close(go_w)  # so that the end of this monitor is an end of file there
-        _child(cgroup_procs, go_r, out_w, err_w, status_w)
-    for fd in (out_w, err_w, status_w, go_r):
+        _child(cgroup_procs, out_w, err_w, status_w)
+    for fd in (out_w, err_w, status_w, _GO):
         os.close(fd)
 
     directory = _order()
-    if directory is None:  # not wanted: the first process ends on the end of file
-        os.close(go_w)
-        os.waitpid(pid, 0)
+    if directory is None:  # not wanted (or the node is gone): end what was made for it
+        _kill_leftovers(cgroup_procs, True, _reap_all)  # the first process, all below it
+        _reap_all()
         _remove_groups(cgroup_procs)
         return
     own_log = os.open(
@@ -418,18 +437,7 @@ def _monitor(subreaper: bool, cgroup_procs: list[str]) -> None:
     os.dup2(own_log, 2)
     os.close(own_log)
     with open(os.path.join(directory, "shim.cfg"), "rb") as file:
-        raw = file.read()
-    try:
-        sent = 0
-        while sent < len(raw):  # the first process reads it all: a large one cannot block
-            sent += os.write(go_w, raw[sent:])
-    except BrokenPipeError:
-        pass  # the first process is gone: its end is reported below
-    os.close(go_w)
-    config: dict[str, Any] = marshal.loads(raw)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)  # the node's pipe
-    os.close(null)
+        config: dict[str, Any] = marshal.load(file)
     if config["subreaper"] and not subreaper:
         _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     log = _Log(os.path.join(directory, "log.jsonl"))
@@ -511,12 +519,16 @@ def _monitor(subreaper: bool, cgroup_procs: list[str]) -> None:
         "pids_max": _counter(config["pids_files"]),
         "stderr_tail": log.tail,
     }
+    temporary = os.path.join(directory, ".exit.json.tmp")
+    with open(temporary, "w", encoding="ascii") as out:
+        out.write(_encode(record) + "\n")
+    os.replace(temporary, os.path.join(directory, "exit.json"))
+    try:  # noqa: SIM105
+        os.write(_NODE, b"done\n")  # the node need not wait for this process to exit
+    except OSError:
+        pass  # it is gone (it will find exit.json)
     for group in config["cgroup_dirs"]:
         try:  # noqa: SIM105
             os.rmdir(group)
         except OSError:
             pass  # the node's cleanup tries again
-    temporary = os.path.join(directory, ".exit.json.tmp")
-    with open(temporary, "w", encoding="ascii") as out:
-        out.write(_encode(record) + "\n")
-    os.replace(temporary, os.path.join(directory, "exit.json"))
