@@ -539,6 +539,5 @@ class _Search:
             return ("outscored", f"outscored by {winner.bid.provider} ({versus})")
         if mine == theirs:
             return ("outscored", f"outscored by {winner.bid.provider} ({versus}: a tie, drawn)")
-        # An exhaustive search tries the better bid first and keeps it if it fits: only a
-        # search out of budget gets here.
+        # Not expected: the search tries the better bid first, and would have kept it.
         return ("not chosen", f"not chosen: {winner.bid.provider} was ({versus})")
