@@ -116,6 +116,7 @@ _SCHEMA: Final[Mapping[str, Mapping[str, _Key]]] = {
     "rest": {
         "addr": _Key(str, _const("127.0.0.1")),
         "port": _Key(int, _const(9999), _port),
+        "unsigned_writes": _Key(bool, _const(False)),
     },
     "p2p": {
         "listen_address": _Key((list, str), _const(["/ip4/0.0.0.0/tcp/9000"])),

@@ -29,10 +29,12 @@ Two kinds of routes:
   They are read-only and unauthenticated: keep `rest.addr` on a loopback address.
 - **Deployment routes** (`/api/v1/deployments`): the orchestrator's operator behaviours
   (`/dms/node/deployment/*`, what `dmsnode deploy` and `dmsnode deployments` use), invoked as
-  the node itself. They are unauthenticated too, and they change things: whoever reaches the
-  API can deploy and stop workloads, so `rest.addr` must stay on a loopback address. Those
-  that change something refuse a request carrying `Origin` (403 `CrossOrigin`): a web page
-  the operator visits cannot use them.
+  the node itself. Reading them is unauthenticated like the readable routes. Those that change
+  something (deploy, shut down, delete) sign nothing, so they are refused (403 `Unauthorized`)
+  unless the operator turns `rest.unsigned_writes` on (then every local program may deploy
+  through this node); the signed gateway (`dmsnode deploy`) is the authorised way. Even when
+  allowed, they refuse a request carrying `Origin` (403 `CrossOrigin`): a web page the
+  operator visits cannot use them.
 
 Every response is JSON except `/metrics` (Prometheus text). Every error is
 `{"error": "<Type>", "detail": "<what was wrong and what to do>"}` with a 4xx or 5xx status:

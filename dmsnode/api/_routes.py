@@ -8,10 +8,13 @@ Metrics and events come from ``node.metrics`` (a registry with ``render() -> str
 503 ``Unavailable``.
 
 The deployment routes invoke the behaviours on the node's root actor as the node itself, so
-they answer exactly what the CLI gets through the gateway; like every readable route they are
-unauthenticated (keep ``rest.addr`` on a loopback address). The ones that change something
-(deploy, shut down, delete) refuse a request a browser sends on a web page's behalf (it carries
-``Origin``), so that a page the operator visits cannot deploy or stop anything.
+they answer exactly what the CLI gets through the gateway. Reading them is like every readable
+route (unauthenticated: keep ``rest.addr`` on a loopback address). The ones that change something
+(deploy, shut down, delete) sign nothing, so they are refused unless the operator turned
+``rest.unsigned_writes`` on (off by default: a signed call through the gateway, as ``dmsnode
+deploy`` makes, is the authorised way); even then a request a browser sends on a web page's
+behalf (it carries ``Origin``) is refused, so that a page the operator visits cannot deploy or
+stop anything.
 """
 
 from __future__ import annotations
@@ -129,12 +132,15 @@ def readable_blueprint(node: Node) -> Blueprint:
 def _deployment_routes(bp: Blueprint, node: Node) -> None:
     """``/api/v1/deployments``: the orchestrator's operator behaviours."""
 
-    async def call(beh: str, body: dict[str, Any]) -> Any:
+    def require_orchestrator() -> None:
         if getattr(node, "orchestrator", None) is None:
             raise _unavailable(
                 "this node orchestrates no deployments: it runs without a store "
                 "(a node started with 'dmsnode run' has one)"
             )
+
+    async def call(beh: str, body: dict[str, Any]) -> Any:
+        require_orchestrator()
         try:
             return await node.system.invoke(
                 Handle(node.did, ROOT_ACTOR),
@@ -154,10 +160,24 @@ def _deployment_routes(bp: Blueprint, node: Node) -> None:
                 504, "InvokeTimeout", f"{exc}: the node is overloaded; try again later"
             ) from None
 
+    def check_write() -> None:
+        require_orchestrator()
+        if not node.config.get("rest.unsigned_writes"):
+            raise ApiProblem(
+                403,
+                "Unauthorized",
+                "deploying, shutting down and deleting through this API signs nothing, and "
+                "rest.unsigned_writes is off: use the signed gateway ('dmsnode deploy', "
+                "'dmsnode deployments shutdown|delete', or POST /api/v1/actor/invoke with a "
+                "signed envelope), or turn rest.unsigned_writes on if every local program may "
+                "deploy through this node",
+            )
+        _refuse_web_pages()
+
     @bp.post("/api/v1/deployments")
     async def deployment_new() -> Response:
         """Deploy an ensemble: 201 with the deployment's summary once it is saved."""
-        _refuse_web_pages()
+        check_write()
         body, errors = await _deployment_request()
         if errors:
             # Every problem, also as data (path, line, message) for the program that sent it.
@@ -200,12 +220,12 @@ def _deployment_routes(bp: Blueprint, node: Node) -> None:
     @bp.post("/api/v1/deployments/<id>/shutdown")
     async def deployment_shutdown(id: str) -> Response:
         """Stop a deployment: 202 once ShuttingDown is saved (it ends Completed)."""
-        _refuse_web_pages()
+        check_write()
         return json_response(await call("shutdown", {"id": id}), 202)
 
     @bp.delete("/api/v1/deployments/<id>")
     async def deployment_delete(id: str) -> Response:
-        _refuse_web_pages()
+        check_write()
         return json_response(await call("delete", {"id": id}))
 
 

@@ -50,11 +50,12 @@ BROKEN = NULL_TASK.replace("128MiB", "lots").replace("[job]", "[job, ghost]")
 
 @contextlib.asynccontextmanager
 async def orchestrating_node(
-    user: Identity, directory: Path, *, provider: bool = False
+    user: Identity, directory: Path, *, provider: bool = False, unsigned_writes: bool = True
 ) -> AsyncIterator[Node]:
     """A running node that orchestrates (it has a store), owned by ``user`` (its trust root).
     With ``provider``, it is also an onboarded provider whose only executor is ``null``, so it
-    bids on, and runs, what it orchestrates."""
+    bids on, and runs, what it orchestrates. The write routes are on (``rest.unsigned_writes``)
+    unless ``unsigned_writes`` is false."""
     identity = Identity.generate()
     trust = TrustContext(identity)
     trust.add_root(user.did)
@@ -63,7 +64,9 @@ async def orchestrating_node(
         if provider:
             ledger = await Ledger.open(store)
             await ledger.onboard(SHARE, machine=SHARE + SHARE, disk_free=SHARE.disk * 2)
-        node = Node(node_config(), identity, trust, store=store, ledger=ledger, plugins=False)
+        config = node_config()
+        config.set("rest.unsigned_writes", unsigned_writes)
+        node = Node(config, identity, trust, store=store, ledger=ledger, plugins=False)
         if provider:
             node.executors = {"null": await stack.enter_async_context(NullExecutor())}
             node.executor_availability = {"null": Availability(True)}
@@ -331,3 +334,30 @@ async def test_a_null_task_runs_to_completion(provider: Client) -> None:
     manifest = (await provider.get(f"{DEPLOYMENTS}/{id}/manifest")).json()
     assert manifest["state"] == "Completed"
     assert json.dumps(manifest)  # plain JSON all the way down
+
+
+async def test_writes_are_refused_unless_the_operator_turned_them_on(tmp_path: Path) -> None:
+    """Secure by default: unsigned deploys, shutdowns and deletes are refused, saying how to do
+    it (the signed gateway) or how to allow it; reading stays open."""
+    node_cm = orchestrating_node(Identity.generate(), tmp_path, unsigned_writes=False)
+    async with node_cm as node, serving(node) as url:
+        client = Client(url)
+        for method, path in (
+            ("POST", DEPLOYMENTS),
+            ("POST", f"{DEPLOYMENTS}/d1/shutdown"),
+            ("DELETE", f"{DEPLOYMENTS}/d1"),
+        ):
+            reply = await send(
+                url,
+                method,
+                path,
+                json.dumps({"ensemble": "x"}).encode(),
+                [("Content-Type", "application/json")],
+            )
+            assert reply.status == 403, (method, path, reply.body)
+            problem = reply.json()
+            assert problem["error"] == "Unauthorized"
+            assert "rest.unsigned_writes is off" in problem["detail"]
+            assert "dmsnode deploy" in problem["detail"]
+        assert (await client.get(DEPLOYMENTS)).status == 200
+        assert node.orchestrator is not None and node.orchestrator.deployments == {}
