@@ -70,6 +70,25 @@ class Deployment:
         history.append({"time": time.time(), "state": when, "text": text})
         del history[:-_HISTORY]
 
+    def placed(self, slot: str, node: dict[str, Any], why: str) -> None:
+        """Remember where a slot was (and how far it got) once it is let go of, so that an
+        ended deployment still says which providers ran it."""
+        placements: list[dict[str, Any]] = self.manifest.setdefault("placements", [])
+        placements.append(
+            {
+                "node": slot,
+                "provider": node["provider"],
+                "reached": node.get("reached", node.get("state")),
+                "allocations": {
+                    name: {k: a.get(k) for k in ("state", "exit_code", "reason", "restarts")}
+                    for name, a in node.get("allocations", {}).items()
+                },
+                "released": time.time(),
+                "why": why,
+            }
+        )
+        del placements[:-_HISTORY]
+
     def touch(self) -> None:
         self.updated_at = time.time()
         self.changed.set()

@@ -90,7 +90,8 @@ class OrchestratorSettings:
     bid_quorum: int = 3
     #: Each commit, allocate, start or revert call gets this long (seconds).
     step_timeout: float = 15.0
-    #: A deployment not Running by then fails (seconds from its creation; ``--timeout``).
+    #: A deployment not Running by then fails (seconds from its creation; ``dmsnode deploy
+    #: --deadline``).
     deployment_timeout: float = 300.0
     liveness_interval: float = 5.0
     liveness_misses: int = 3
@@ -657,14 +658,16 @@ class Orchestrator:
             except (NuactorError, DmsError, OSError) as exc:
                 log.info("revert of %s/%s on %s: %s", deployment.id, slot, node["provider"], exc)
                 node["unreverted"] = f"{_why(exc)}"
-            node["state"] = "reverted"
+            node["reached"], node["state"] = node.get("state"), "reverted"
 
         with trio.CancelScope(shield=True):
             async with trio.open_nursery() as nursery:
                 for slot in slots:
                     nursery.start_soon(revert, slot)
             for slot in slots:
-                deployment.nodes.pop(slot, None)
+                node = deployment.nodes.pop(slot, None)
+                if node is not None and node.get("provider"):
+                    deployment.placed(slot, node, why)
             deployment.note(f"reverted {', '.join(slots) or 'nothing'}: {why}")
             await self._save(deployment)
 
@@ -758,6 +761,7 @@ class Orchestrator:
                 for slot, node in deployment.nodes.items()
             },
             "bids": deployment.manifest.get("bids", 0),
+            "placements": deployment.manifest.get("placements", [])[-20:],
             "history": deployment.manifest.get("history", [])[-20:],
         }
 

@@ -459,3 +459,15 @@ async def test_a_provider_reverts_what_a_silent_orchestrator_left(tmp_path: Path
         assert list(host.provider.hosted) == [f"{deployment.id}/front"]
         sim.disconnect(sim.orchestrators[0])
         await assert_clean(sim)
+
+
+async def test_an_ended_deployment_still_says_where_it_ran(sim: Simulation) -> None:
+    deployment = await orchestrator(sim).deploy(HELLO)
+    await wait_for(deployment, S.COMPLETED)
+    status = await orchestrator(sim)._on_status(None, {"id": deployment.id})  # type: ignore[arg-type]
+    (placement,) = status["placements"]
+    assert placement["node"] == "n1"
+    assert placement["provider"] in {p.did for p in sim.providers}
+    assert placement["reached"] == "allocated"
+    assert placement["allocations"]["hello"]["state"] == "completed"
+    assert placement["why"] == "every task completed"
