@@ -12,6 +12,7 @@ providers, as redundancy asks.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -225,8 +226,9 @@ def select(
 
     Equal scores are ordered by ``rng`` (default ``Random(0)``), so that many orchestrators
     reading the same bids do not all pick the same provider; the same seed and bids give the
-    same selection. Signatures (the costly check) are verified only for bids about to be
-    placed: a bid passed over for another is rejected for that, whether or not it was signed.
+    same selection. Signatures (the costly check) are verified only when a placement would
+    become the best found: a bid passed over for another is rejected for that, whether or not
+    it was signed. ``ValueError`` if ``nodes`` names a slot twice (a bug of the caller).
     """
     rng = random.Random(0) if rng is None else rng
     received = list(bids)
@@ -246,24 +248,7 @@ def select(
         reasons[i] = _problem(nodes[slot], bid, exclude, now)
         if reasons[i] is None:
             groups.setdefault((slot, bid.provider), []).append(i)
-    kept: list[tuple[int, int, bool]] = []  # (slot, index, signature verified already)
-    for (slot, provider), members in groups.items():
-        members.sort(key=lambda i: -received[i].expires)  # stable: the first received wins ties
-        chosen = members[0]
-        if len(members) > 1:  # verified now, so that a forged later bid cannot hide a real one
-            good = [i for i in members if received[i].verify()]
-            for i in members:
-                if i not in good:
-                    reasons[i] = _BAD_SIGNATURE
-            if not good:
-                continue
-            chosen = good[0]
-            for i in good[1:]:
-                reasons[i] = (
-                    "duplicate",
-                    f"provider {provider} sent a later-expiring bid for {nodes[slot].node}",
-                )
-        kept.append((slot, chosen, len(members) > 1))
+    kept = _keep_latest(nodes, received, groups, reasons)
 
     # Candidates per slot, best first; providers sorted before drawing tie-breaks, so the order
     # bids arrived in does not matter.
@@ -286,24 +271,58 @@ def select(
     for slot_candidates in candidates:
         slot_candidates.sort(key=lambda c: c.order)
 
-    links: list[list[_Edge]] = [[] for _ in nodes]
+    links = _links(bases, edges)
+    search = _Search(nodes, slot_of, bases, candidates, links, rtt_ms, reasons)
+    search.run(budget)
+    return search.selection(received)
+
+
+def _keep_latest(
+    nodes: Sequence[NodeRequest],
+    received: Sequence[Bid],
+    groups: Mapping[tuple[int, str], list[int]],
+    reasons: list[_Problem | None],
+) -> list[tuple[int, int, bool]]:
+    """Of each provider's bids for one slot (``groups``), the latest-expiring that is signed,
+    as (slot, index, whether its signature is verified already); the reasons of the others."""
+    kept: list[tuple[int, int, bool]] = []
+    for (slot, provider), members in groups.items():
+        members.sort(key=lambda i: -received[i].expires)  # stable: the first received wins ties
+        if len(members) == 1:
+            kept.append((slot, members[0], False))
+            continue
+        # Verified now, so that a forged later bid cannot hide a real one.
+        good = [i for i in members if received[i].verify()]
+        for i in members:
+            if i not in good:
+                reasons[i] = _BAD_SIGNATURE
+            elif i != good[0]:
+                reasons[i] = (
+                    "duplicate",
+                    f"provider {provider} sent a later-expiring bid for {nodes[slot].node}",
+                )
+        if good:
+            kept.append((slot, good[0], True))
+    return kept
+
+
+def _links(bases: Sequence[str], edges: Sequence[EdgeConstraint]) -> list[list[_Edge]]:
+    """For each slot, the edge constraints it has with other slots (both ways, every copy)."""
+    links: list[list[_Edge]] = [[] for _ in bases]
     seen: set[tuple[int, int, int]] = set()
     for edge in edges:
         if edge.rtt <= 0:
             continue
         a, b = edge.edges
         label = f"{a}-{b} rtt<={edge.rtt}ms"
-        for i, base_i in enumerate(bases):
-            for j, base_j in enumerate(bases):
-                if i != j and base_i == a and base_j == b:
-                    for x, y in ((i, j), (j, i)):
-                        if (x, y, edge.rtt) not in seen:
-                            seen.add((x, y, edge.rtt))
-                            links[x].append(_Edge(y, edge.rtt, label))
-
-    search = _Search(nodes, slot_of, bases, candidates, links, rtt_ms, reasons)
-    search.run(budget)
-    return search.selection(received)
+        ends_a = [i for i, base in enumerate(bases) if base == a]
+        ends_b = [j for j, base in enumerate(bases) if base == b]
+        for i, j in itertools.product(ends_a, ends_b):
+            for x, y in ((i, j), (j, i)):
+                if x != y and (x, y, edge.rtt) not in seen:
+                    seen.add((x, y, edge.rtt))
+                    links[x].append(_Edge(y, edge.rtt, label))
+    return links
 
 
 @final
