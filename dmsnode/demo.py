@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-import psutil
+import psutil  # type: ignore[import-untyped]  # no stubs in the dev dependencies
 import trio
 
 from .errors import DmsError
@@ -75,14 +75,15 @@ async def run_demo(say: Say) -> None:
                 )
             )
 
-            hello, how = _hello(bool(docker.get("available")))
-            say(f"6. deploying the hello ensemble ({how}) through node-a")
-            id = await _deploy(net, a, hello, say, until="Completed")
-            await _show_logs(net, a, id, say)
+            hello, how = _hello(Path(tmp), bool(docker.get("available")))
+            say(f"6. 'dmsnode deploy {hello.name} --wait' on node-a ({how}):")
+            id = await _cli_deploy(net, a, hello, say)
+            await _cli(net, a, say, "deployments", "logs", id)
 
-            say("7. deploying the two-node service pair (examples/ensembles/service-pair.yaml)")
-            pair = (EXAMPLES / "service-pair.yaml").read_text()
-            pair_id = await _deploy(net, a, pair, say, until="Running")
+            pair = EXAMPLES / "service-pair.yaml"
+            say("7. 'dmsnode deploy examples/ensembles/service-pair.yaml --wait': two services,")
+            say("   one per provider, each with a public port and an http health check:")
+            pair_id = await _cli_deploy(net, a, pair, say)
             status = await net.call(a, "/dms/node/deployment/status", {"id": pair_id}, operator=a)
             for slot, node in status["nodes"].items():
                 host = next(n.name for n in (b, c) if n.did == node["provider"])
@@ -94,10 +95,8 @@ async def run_demo(say: Say) -> None:
                     )
             answer = await _http_get(int(status["nodes"]["front"]["ports"][0]["public"]))
             say(f"   GET http://127.0.0.1:18080/ -> {answer}")
-            await _show_logs(net, a, pair_id, say)
-            say("   shutting it down")
-            await net.call(a, "/dms/node/deployment/shutdown", {"id": pair_id}, operator=a)
-            await _wait_state(net, a, pair_id, "Completed", say)
+            await _cli(net, a, say, "deployments", "logs", pair_id, tail=4)
+            await _cli(net, a, say, "deployments", "shutdown", pair_id, "--wait")
 
             say("8. every provider's ledger is empty again:")
             for node in (b, c):
@@ -128,14 +127,15 @@ def _describe(share: dict[str, Any]) -> str:
     )
 
 
-def _hello(docker: bool) -> tuple[str, str]:
-    """The hello ensemble for Docker (when the providers have it and the image is here), else
+def _hello(tmp: Path, docker: bool) -> tuple[Path, str]:
+    """The hello ensemble for Docker (when the providers have it and its image is here), else
     its process twin; and how it runs."""
-    text = (EXAMPLES / "hello.yaml").read_text()
     image = os.environ.get("DMSNODE_TEST_IMAGE", "busybox:1.36")
     if docker and _image_present(image):
-        return text.replace("busybox:1.36", image), f"Docker, image {image}"
-    return (EXAMPLES / "process-hello.yaml").read_text(), "the process executor"
+        path = tmp / "hello.yaml"
+        path.write_text((EXAMPLES / "hello.yaml").read_text().replace("busybox:1.36", image))
+        return path, f"Docker, image {image}"
+    return EXAMPLES / "process-hello.yaml", "the process executor"
 
 
 def _image_present(image: str) -> bool:
@@ -151,39 +151,30 @@ def _image_present(image: str) -> bool:
     return found.returncode == 0
 
 
-async def _deploy(net: LocalNet, node: LocalNode, ensemble: str, say: Say, *, until: str) -> str:
-    summary = await net.call(
-        node, "/dms/node/deployment/new", {"ensemble": ensemble, "timeout": 60}, operator=node
-    )
-    id = str(summary["id"])
-    say(f"   deployment {id}")
-    await _wait_state(net, node, id, until, say)
-    return id
+async def _cli_deploy(net: LocalNet, node: LocalNode, path: Path, say: Say) -> str:
+    """``dmsnode deploy PATH --wait`` on ``node``, its output said; the deployment's id."""
+    output = await _cli(net, node, say, "deploy", str(path), "--wait", "--deadline", "60")
+    for line in output:
+        words = line.split()
+        if len(words) >= 2 and words[0] == "deployment":
+            return words[1]
+    raise DmsError(f"'dmsnode deploy' printed no deployment id: {output}")
 
 
-async def _wait_state(net: LocalNet, node: LocalNode, id: str, until: str, say: Say) -> None:
-    """Follow the deployment's history until ``until``, saying each step."""
-    seen = 0
-    with trio.fail_after(90):
-        while True:
-            status = await net.call(node, "/dms/node/deployment/status", {"id": id}, operator=node)
-            history = status["history"]
-            for entry in history[seen:]:
-                say(f"   {entry['state']:<13} {entry['text']}")
-            seen = len(history)
-            if status["state"] == until:
-                return
-            if status["state"] in ("Failed", "Completed"):
-                raise DmsError(f"deployment {id} ended {status['state']}: {status['reason']}")
-            await trio.sleep(0.2)
-
-
-async def _show_logs(net: LocalNet, node: LocalNode, id: str, say: Say) -> None:
-    logs = await net.call(node, "/dms/node/deployment/logs", {"id": id}, operator=node)
-    say("   logs ('dmsnode deployments logs'):")
-    for where, lines in sorted(logs["logs"].items()):
-        for line in lines[-3:]:
-            say(f"   {where} {line['stream']}: {line['text'].rstrip()}")
+async def _cli(
+    net: LocalNet, node: LocalNode, say: Say, *args: str, tail: int | None = None
+) -> list[str]:
+    """Run ``dmsnode ARGS`` in ``node``'s home and say what it printed (its last ``tail``
+    lines)."""
+    result = await net.cli(node, *args, check=False)
+    lines = result.stdout.decode().rstrip().splitlines()
+    shown = lines if tail is None else lines[-tail:]
+    say(f"   $ dmsnode {' '.join(args)}")
+    for line in shown:
+        say(f"     {line}")
+    if result.returncode != 0:
+        raise DmsError(f"'dmsnode {' '.join(args)}' failed: {result.stderr.decode().strip()}")
+    return lines
 
 
 async def _http_get(port: int) -> str:
