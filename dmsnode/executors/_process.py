@@ -95,6 +95,8 @@ KILL_ROUNDS: Final = 2.0
 CLAIM_REFRESH: Final = 20.0
 #: How long the spare maker may take to answer (it may still be starting).
 MAKER_TIMEOUT: Final = 10.0
+#: How long ``start`` waits for the spare being made before it starts a monitor itself.
+SPARE_WAIT: Final = 1.0
 #: A safe directory name: what an allocation id must be here.
 _ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _RECORD: Final = "execution.json"
@@ -863,6 +865,8 @@ class ProcessExecutor(Executor):
         self._keep_spares = True
         self._spare: _Spare | None = None
         self._maker: _Maker | None = None
+        #: Set (and forgotten) when the spare being made is ready (or could not be made).
+        self._spare_made: trio.Event | None = None
         self._spare_wanted = trio.Event()
         self._stack = contextlib.AsyncExitStack()
         self._nursery: trio.Nursery | None = None
@@ -996,6 +1000,11 @@ class ProcessExecutor(Executor):
             raise ExecutorUnavailable(f"the process executor cannot run here: {self._problem}")
         argv, relative = self._check(spec)
         limits = limits_for(spec)
+        if self._spare is None and self._spare_made is not None:
+            # The next spare is a fork away: sooner than a monitor of this start's own.
+            with trio.move_on_after(SPARE_WAIT):
+                await self._spare_made.wait()
+            self._check_open()
         # From here to the end, no checkpoint: a cancellation cannot leave half a start.
         directory = self._root / spec.allocation_id
         try:
@@ -1376,7 +1385,12 @@ class ProcessExecutor(Executor):
                     continue
                 self._spare_wanted = trio.Event()
                 if spare is None:
-                    self._spare = await self._make_spare()
+                    self._spare_made = made = trio.Event()
+                    try:
+                        self._spare = await self._make_spare()
+                    finally:
+                        self._spare_made = None
+                        made.set()
         finally:
             self._discard_spare()
             if self._maker is not None:

@@ -130,6 +130,28 @@ async def test_a_spare_that_died_is_not_used(tmp_path: Path) -> None:
         await until(lambda: executor._spare is not None)  # and it was replaced
 
 
+async def test_starts_at_once_each_get_a_monitor_of_their_own(tmp_path: Path) -> None:
+    """Starts that come faster than spares are made wait for the next spare or start a
+    monitor of their own; each execution has its own monitor and outcome."""
+    statuses = {}
+    monitors = set()
+    async with ProcessExecutor(tmp_path / "root", node_id=NODE) as executor:
+
+        async def run(index: int) -> None:
+            execution = await executor.start(
+                ExecutionSpec(allocation_id=f"a{index}", command=("sh", "-c", f"exit {index}"))
+            )
+            monitors.add(execution.pid)
+            statuses[index] = (await execution.wait()).exit_code
+            await execution.cleanup()
+
+        async with trio.open_nursery() as nursery:
+            for index in range(6):
+                nursery.start_soon(run, index)
+    assert statuses == {index: index for index in range(6)}
+    assert len(monitors) == 6
+
+
 async def test_without_its_maker_spares_are_started_afresh(tmp_path: Path) -> None:
     async with ProcessExecutor(tmp_path / "root", node_id=NODE) as executor:
         assert executor._maker is not None
