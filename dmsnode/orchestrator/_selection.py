@@ -6,8 +6,9 @@ scores the rest (:func:`score`) and searches for a placement that meets the cons
 nodes; it accounts for every bid it received: each is either placed or rejected with a reason.
 
 A node slot is a :class:`~dmsnode.deployment.NodeRequest`'s ``node``: the ensemble node's name,
-with ``#n`` for its n-th redundant copy (``web``, ``web#1``); copies of one node go to distinct
-providers, as redundancy asks.
+with ``#n`` for its n-th redundant copy (``web``, ``web#1``). Every slot goes to a provider of
+its own, as in NuNet: an ensemble's nodes are separate machines (a node is where its allocations
+share a host), and copies of one node are there to survive the loss of one.
 """
 
 from __future__ import annotations
@@ -210,9 +211,8 @@ def select(
     A bid must pass :func:`bid_problem`; of several from one provider for one slot, the
     latest-expiring is kept. Then the chosen bids must fit together:
 
-    * copies of one node (``web``, ``web#1``) go to distinct providers;
-    * nodes that share a provider fit together in its free resources (the smallest ``free`` its
-      chosen bids report) and are offered distinct GPUs;
+    * every slot goes to a distinct provider (copies of one node, ``web`` and ``web#1``, and
+      different nodes alike);
     * each edge constraint (``edges``, on ensemble node names, between every copy of one node and
       every copy of the other) holds by :func:`estimate_rtt`: a round trip that cannot be shown
       to be short enough breaks it. Only the round trip is checked: bandwidth (``bw``) is not
@@ -442,17 +442,19 @@ class _Search:
         """Why the candidate does not fit with the slots placed (``None``: it does)."""
         provider, slot = candidate.bid.provider, candidate.slot
         hosted = self.hosted.get(provider)
-        if hosted:
-            others = [o for o in hosted if o != slot]
-            for other in others:
-                if self.bases[other] == self.bases[slot]:
-                    return (
-                        f"provider already hosts a copy of {self.bases[slot]}",
-                        f"provider {provider} already hosts {self.nodes[other].node}",
-                    )
-            problem = self._sharing(candidate, others) if others else None
-            if problem is not None:
-                return problem
+        for other in hosted or ():
+            if other == slot:
+                continue
+            if self.bases[other] == self.bases[slot]:
+                return (
+                    f"provider already hosts a copy of {self.bases[slot]}",
+                    f"provider {provider} already hosts {self.nodes[other].node}",
+                )
+            return (
+                "provider already hosts another node",
+                f"provider {provider} already hosts {self.nodes[other].node}"
+                " (each node of an ensemble runs on its own provider)",
+            )
         for link in self.links[slot]:
             placed = self.assigned[link.other]
             if placed is None:
@@ -465,43 +467,6 @@ class _Search:
                     f"edge constraint {link.label} cannot be met with"
                     f" {self.nodes[link.other].node} on {placed.bid.provider}"
                     f" (round trip {estimate})",
-                )
-        return None
-
-    def _sharing(self, candidate: _Candidate, others: list[int]) -> _Problem | None:
-        """Why the candidate's node cannot share its provider with the slots ``others``."""
-        provider = candidate.bid.provider
-        name = self.nodes[candidate.slot].node
-        placed = [c for c in (self.assigned[o] for o in others) if c is not None]
-        need = Resources(
-            cpu_cores=sum(self.nodes[c.slot].resources.cpu_cores for c in placed)
-            + self.nodes[candidate.slot].resources.cpu_cores,
-            ram=sum(self.nodes[c.slot].resources.ram for c in placed)
-            + self.nodes[candidate.slot].resources.ram,
-            disk=sum(self.nodes[c.slot].resources.disk for c in placed)
-            + self.nodes[candidate.slot].resources.disk,
-        )
-        frees = [c.bid.free for c in (*placed, candidate)]
-        free = Resources(
-            cpu_cores=min(f.cpu_cores for f in frees),
-            ram=min(f.ram for f in frees),
-            disk=min(f.disk for f in frees),
-        )
-        names = ", ".join(self.nodes[c.slot].node for c in placed)
-        short = need.exceeds(free)
-        if short is not None:
-            return (
-                "provider has no room for it next to the nodes it hosts",
-                f"provider {provider} has no room for {name} next to {names}:"
-                f" together they need {short}",
-            )
-        for other in placed:
-            shared = candidate.gpus & other.gpus
-            if shared:
-                return (
-                    "GPU offered for another node too",
-                    f"provider {provider} offers GPU {', '.join(sorted(shared))}"
-                    f" for {self.nodes[other.slot].node} too",
                 )
         return None
 

@@ -339,7 +339,7 @@ async def test_the_service_pair_example(local: tuple[LocalNet, trio.Nursery]) ->
     text = (Path(__file__).parents[2] / "examples" / "ensembles" / "service-pair.yaml").read_text()
     id = await net.deploy(text)
     status = await net.wait(id, "Running", timeout=90)
-    assert {n["provider"] for n in status["nodes"].values()} <= {p.did for p in net.providers}
+    assert {n["provider"] for n in status["nodes"].values()} == {p.did for p in net.providers}
     for slot in ("front", "back"):
         (allocation,) = status["nodes"][slot]["allocations"].values()
         assert allocation["state"] == "running"
