@@ -674,16 +674,14 @@ class Orchestrator:
     # --- behaviours: providers -----------------------------------------------------------------
 
     async def _on_bid(self, ctx: Context, body: Any) -> None:
-        """Bids answering a broadcast request (``{bids, refusals}``), added to its round."""
-        bids = body.get("bids") if isinstance(body, dict) else None
-        nonces = {b.get("nonce") for b in bids or () if isinstance(b, dict)}
-        for nonce in nonces:
-            round_ = self._rounds.get(nonce) if isinstance(nonce, str) else None
-            if round_ is not None:
-                round_.add(body, ctx.sender)
-                return
-        if bids:
-            log.info("bids from %s for no open request (they came late)", ctx.sender)
+        """A provider's answer to a broadcast request (``{deployment, nonce, bids, refusals}``),
+        added to its round; one that comes after its round closed is logged."""
+        nonce = body.get("nonce") if isinstance(body, dict) else None
+        round_ = self._rounds.get(nonce) if isinstance(nonce, str) else None
+        if round_ is None:
+            log.info("an answer to a bid request from %s came after its round closed", ctx.sender)
+            return
+        round_.add(body, ctx.sender)
 
     async def _on_update(self, ctx: Context, body: Any) -> None:
         """A provider's status push about one allocation."""

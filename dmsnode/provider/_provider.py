@@ -152,7 +152,9 @@ class Provider:
             return answer
         if answer["bids"] or answer["refusals"]:
             await self._system.send(
-                Handle(request.orchestrator, _ROOT), "/dms/deployment/bid", answer
+                Handle(request.orchestrator, _ROOT),
+                "/dms/deployment/bid",
+                answer | {"deployment": request.deployment, "nonce": request.nonce},
             )
         return None
 

@@ -436,9 +436,13 @@ async def test_broadcast_bid_requests(tmp_path: Path) -> None:
         retry_pause=0.05,
     )
     async with Simulation(tmp_path, providers=3, orchestrator_settings=settings).running() as sim:
+        assert sim.providers[2].ledger is not None
+        await sim.providers[2].ledger.offboard()
         deployment = await orchestrator(sim).deploy(HELLO)
         await wait_for(deployment, S.COMPLETED)
-        assert deployment.manifest["bids"] == 3
+        assert deployment.manifest["bids"] == 2
+        reasons = {r["provider"]: r["reason"] for r in deployment.manifest["refusals"]}
+        assert reasons == {sim.providers[2].did: "this node is not onboarded"}
         await assert_clean(sim)
 
 
