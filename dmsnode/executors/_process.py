@@ -97,6 +97,8 @@ CLAIM_REFRESH: Final = 20.0
 MAKER_TIMEOUT: Final = 10.0
 #: How long ``start`` waits for the spare being made before it starts a monitor itself.
 SPARE_WAIT: Final = 1.0
+#: How long the uids that processes run as, looked up when a uid is claimed, are kept.
+UIDS_SEEN_FOR: Final = 5.0
 #: A safe directory name: what an allocation id must be here.
 _ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _RECORD: Final = "execution.json"
@@ -860,6 +862,7 @@ class ProcessExecutor(Executor):
         self._problem: str | None = None
         self._lock: int | None = None
         self._used_uids: set[int] = set()
+        self._uids_seen: tuple[float, set[int]] | None = None
         self._executions: dict[str, ProcessExecution] = {}
         #: Keep a spare monitor (off for the throw-away executors ``availability()`` makes).
         self._keep_spares = True
@@ -1225,8 +1228,16 @@ class ProcessExecutor(Executor):
         uids that live processes run as are skipped; each node starts its search at an offset
         from its node id. Two executions sharing a uid would share RLIMIT_NPROC, and processes
         are found by uid.
+
+        The claims are what keeps executions apart (every execution's uid is claimed before
+        anything runs as it); the processes are looked for in case claims were lost (a node
+        older than them, files removed by hand), which lasts: that look (all of ``/proc``)
+        is kept for :data:`UIDS_SEEN_FOR` seconds.
         """
-        busy = self._used_uids | _uids_in_use(self._uid_base, UID_RANGE)
+        now = time.monotonic()
+        if self._uids_seen is None or now - self._uids_seen[0] > UIDS_SEEN_FOR:
+            self._uids_seen = (now, _uids_in_use(self._uid_base, UID_RANGE))
+        busy = self._used_uids | self._uids_seen[1]
         start = int.from_bytes(hashlib.sha256(self._node_id.encode()).digest()[:4], "big")
         for step in range(UID_RANGE):
             uid = self._uid_base + (start + step) % UID_RANGE
