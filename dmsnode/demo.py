@@ -29,7 +29,8 @@ __all__ = ["run_demo"]
 
 Say = Callable[[str], object]
 
-EXAMPLES: Final = Path(__file__).resolve().parent.parent / "examples" / "ensembles"
+#: The example ensembles, shipped inside the package (``examples/ensembles`` links here).
+EXAMPLES: Final = Path(__file__).resolve().parent / "ensemble" / "examples"
 #: Fast supervision, so that the demo's steps take seconds.
 ORCHESTRATOR: Final = {"bid_timeout_ms": 1000, "liveness_interval_ms": 1000}
 
