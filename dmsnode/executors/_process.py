@@ -240,7 +240,11 @@ def _kill_tree(pid: int) -> None:
                 killed.append(process)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
-    psutil.wait_procs(killed, timeout=KILL_ROUNDS)
+    deadline = time.monotonic() + KILL_ROUNDS
+    for process in killed:  # until dead: a zombie is (its reaper may be slow to reap it)
+        with contextlib.suppress(psutil.Error):
+            while process.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+                time.sleep(0.001)
 
 
 async def _reap_when_gone(pid: int) -> None:
@@ -1367,8 +1371,8 @@ class ProcessExecutor(Executor):
     def _discard(self, spare: _Spare) -> None:
         """Kill a monitor that has no execution (or whose start failed), remove its cgroups and
         release its uid."""
-        spare.close()
         _kill_tree(spare.pid)
+        spare.close()
         if spare.cgroup is not None:
             problems = spare.cgroup.remove()
             if problems:

@@ -332,6 +332,7 @@ def _serve() -> None:
     it watches monitors found after a restart); each is in a session of its own."""
     import _socket  # socket's C half (socket takes 30 ms)
 
+    os.closerange(3, 1 << 16)  # whatever the node had open stays with the node
     channel = _socket.socket(fileno=os.dup(0))
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
