@@ -201,8 +201,12 @@ class Node:
         }
 
     async def stop_allocations(self, alloc_ids: list[str]) -> None:
-        """Stop the executions of these allocations (none run before executors exist)."""
+        """Stop what these allocations run (after a forced offboarding released them): their
+        hosted nodes are reverted; their orchestrators find them gone at their next poll and
+        recover them elsewhere."""
         for alloc_id in alloc_ids:
+            if self.provider is not None:
+                await self.provider.revert(alloc_id, why="the node was offboarded")
             log.info("allocation %s released", alloc_id)
 
     def _bidders(self) -> list[tuple[str, bool]]:

@@ -475,3 +475,24 @@ async def test_an_ended_deployment_still_says_where_it_ran(sim: Simulation) -> N
     assert placement["reached"] == "allocated"
     assert placement["allocations"]["hello"]["state"] == "completed"
     assert placement["why"] == "every task completed"
+
+
+async def test_a_provider_that_offboards_by_force_is_left(sim: Simulation) -> None:
+    """What a forced offboarding does (the ledger lets go, the node's hosted nodes are reverted):
+    the orchestrator finds its node gone at its next poll and places it elsewhere."""
+    deployment = await orchestrator(sim).deploy(SERVICE)
+    await wait_for(deployment, S.RUNNING)
+    first = provider_of(sim, deployment.nodes["front"]["provider"])
+    assert first.ledger is not None and first.provider is not None
+    released = await first.ledger.offboard(force=True)
+    for allocation in released:
+        await first.provider.revert(allocation.alloc_id, why="the node was offboarded")
+    with trio.fail_after(20):
+        while deployment.nodes.get("front", {}).get("provider") in (first.did, None) or (
+            deployment.state is not S.RUNNING
+        ):
+            await deployment.changed.wait()
+    history = " | ".join(e["text"] for e in deployment.manifest["history"])
+    assert "its provider no longer hosts it" in history
+    await orchestrator(sim).shutdown(deployment.id)
+    await wait_for(deployment, S.COMPLETED)
