@@ -763,7 +763,17 @@ class ProcessExecution(Execution):
                     found[child.pid] = child
                 if self._sandbox.has_launcher:
                     plumbing |= {child.pid for child in monitor.children()}
-        for pid in self._cgroup.pids() - found.keys():
+        grouped = self._cgroup.pids()
+        if self._cgroup.groups:
+            # Seen below the monitor but not in the cgroup a moment later: it ended meanwhile
+            # (a churning tree), unless it still runs (it left the cgroup). Without this, two
+            # looks at different times would count the dead beside the newborn.
+            for pid in found.keys() - grouped:
+                with contextlib.suppress(psutil.Error):
+                    if found[pid].is_running():
+                        continue
+                del found[pid]
+        for pid in grouped - found.keys():
             with contextlib.suppress(psutil.Error):
                 found[pid] = psutil.Process(pid)
         plumbing |= {pid for pid in found if _namespace_init(pid)}
