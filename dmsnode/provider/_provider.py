@@ -276,6 +276,9 @@ class Provider:
                 try:
                     allocation = await self._ledger.allocate(id)
                 except LedgerError as exc:
+                    # The commitment is gone (it lapsed): nothing of it is kept.
+                    await self._store.write(functools.partial(_delete, id=id))
+                    self._orchestrators.pop(id, None)
                     raise DeploymentRefused(f"cannot allocate {id}: {exc}") from None
                 part = await self._store.read(lambda conn: _part(conn, id))
                 try:
@@ -459,6 +462,7 @@ class Provider:
         every = min(_ORPHAN_CHECK_SECONDS, self.settings.orphan_timeout / 4)
         while True:
             await trio.sleep(every)
+            await self._forget_expired()
             now = self._clock()
             for id, hosted in list(self.hosted.items()):
                 silent = now - hosted.last_contact
@@ -469,6 +473,23 @@ class Provider:
                     await self.revert(
                         id, why=f"orphaned: no word from its orchestrator for {silent:.0f} s"
                     )
+
+    async def _forget_expired(self) -> None:
+        """Drop the nodes committed here whose commitment lapsed before it was allocated."""
+        committed = [id for id in self._orchestrators if id not in self.hosted]
+        if not committed:
+            return
+        state = await self._ledger.state()
+        for id in committed:
+            if state.find(id) is None and id not in self.hosted:
+                async with self._lock(id):
+                    if id in self.hosted or id not in self._orchestrators:
+                        continue
+                    await self._store.write(functools.partial(_delete, id=id))
+                    self._orchestrators.pop(id, None)
+                self._locks.pop(id, None)
+                log.info("%s: its commitment lapsed before it was allocated", id)
+                await self._event("deployment.commit_lapsed", {"id": id})
 
     async def _recover(self) -> None:
         """Pick up the nodes hosted before a restart: commitments still live, allocations with

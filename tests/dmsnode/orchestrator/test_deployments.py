@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import trio
 
+from dmsnode.deployment import node_part
 from dmsnode.ensemble import Location, parse
 from dmsnode.errors import BadRequest
 from dmsnode.orchestrator import Deployment, DeploymentState, Orchestrator, OrchestratorSettings
@@ -496,3 +497,36 @@ async def test_a_provider_that_offboards_by_force_is_left(sim: Simulation) -> No
     assert "its provider no longer hosts it" in history
     await orchestrator(sim).shutdown(deployment.id)
     await wait_for(deployment, S.COMPLETED)
+
+
+async def test_a_commitment_never_allocated_lapses_and_is_forgotten(tmp_path: Path) -> None:
+    """An orchestrator that commits and then goes silent (it died mid-commit) holds nothing for
+    long: the commitment lapses with its TTL, and the provider forgets the node."""
+    async with Simulation(
+        tmp_path,
+        providers=1,
+        orchestrator_settings=FAST,
+        provider_settings=lambda i: ProviderSettings(commit_ttl=0.3, orphan_timeout=0.4),
+    ).running() as sim:
+        host = sim.providers[0]
+        assert host.provider is not None and host.ledger is not None
+        part = node_part(SERVICE, "front")
+        answer = await sim.orchestrators[0].system.invoke(
+            Handle(host.did, "root"),
+            "/dms/deployment/commit",
+            {"deployment": "d1", "node": "front", "ensemble": part},
+        )
+        assert answer["id"] == "d1/front"
+        assert [c.alloc_id for c in (await host.ledger.state()).commitments] == ["d1/front"]
+        with trio.fail_after(10):
+            while "d1/front" in host.provider._orchestrators:  # noqa: ASYNC110 (no event to wait on)
+                await trio.sleep(0.05)
+        assert (await host.ledger.state()).records == ()
+        rows = await host.store.read(lambda conn: conn.execute("SELECT * FROM hosted").fetchall())
+        assert rows == []
+        with pytest.raises(RemoteError, match="not committed here"):
+            await sim.orchestrators[0].system.invoke(
+                Handle(host.did, "root"),
+                "/dms/deployment/allocate",
+                {"deployment": "d1", "node": "front"},
+            )
