@@ -104,6 +104,39 @@ async def test_a_spare_is_ready_and_leaving_the_executor_leaves_nothing_of_it(
     assert executor._spare is None
 
 
+async def test_an_execution_from_the_maker_outlives_the_executor_and_is_recovered(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    async with ProcessExecutor(root, node_id=NODE) as first:
+        quick = await first.start(ExecutionSpec(allocation_id="quick", command=("true",)))
+        await quick.wait()
+        await until(lambda: first._spare is not None)
+        assert first._maker is not None
+        maker = first._maker.pid
+        running = await first.start(
+            ExecutionSpec(
+                allocation_id="running",
+                command=("sh", "-c", "echo up; while [ ! -e go ]; do sleep 0.02; done; exit 5"),
+            )
+        )
+        assert running.pid is not None and psutil.Process(running.pid).ppid() == maker
+        async for line in running.logs(follow=True):
+            assert line.text == "up\n"
+            break
+    assert gone(maker) and not gone(running.pid)  # the maker went, not what it made
+    async with ProcessExecutor(root, node_id=NODE) as second:
+        found = {execution.id: execution for execution in await second.recover()}
+        again = found["running"]
+        assert again.status().state is State.RUNNING
+        (root / "running" / "work" / "go").touch()
+        with trio.fail_after(10):
+            status = await again.wait()
+        assert (status.state, status.exit_code) == (State.FAILED, 5)
+        for execution in found.values():
+            await execution.cleanup()
+
+
 async def test_availability_outside_the_block_starts_no_spare(tmp_path: Path) -> None:
     executor = ProcessExecutor(tmp_path / "root", node_id=NODE)
     me = psutil.Process()
