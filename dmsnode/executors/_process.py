@@ -15,9 +15,11 @@ watches them through a pidfd, and reads the files. Nothing here kills an executi
 Starting a monitor (a Python interpreter) and moving a process into a cgroup take tens of
 milliseconds, so the executor keeps a *spare* ready: a monitor already started, with its
 execution's first process already forked and in fresh cgroups, and (as root) a uid claimed for
-it. :meth:`ProcessExecutor.start` hands the spare its execution's directory over a pipe and a
-task of the executor's nursery makes the next one; leaving the executor kills the spare. A
-spare whose node dies sees its pipe end, and ends (see :mod:`._shim`).
+it. :meth:`ProcessExecutor.start` sends the first process its configuration (a pipe) and the
+monitor its execution's directory (a socket, on which the monitor says when it is done), and a
+task of the executor's nursery makes the next spare, forked by the spare maker (:class:`_Maker`).
+Leaving the executor kills the spare and the maker; a spare or maker whose node dies sees its
+channels end, and ends (see :mod:`._shim`).
 
 Isolation (:mod:`._sandbox`), limits (:mod:`._rlimits`, :mod:`._cgroups`) and what each gives
 are in docs/executors.md ("process").
@@ -930,9 +932,12 @@ class ProcessExecutor(Executor):
                 self._nursery.start_soon(self._keep_spare)
                 try:  # the first spare at once; its maker starts meanwhile, for the next ones
                     self._spare = self._new_monitor(Cgroup.fresh_name(), None)
-                    self._maker = _Maker()
                 except (OSError, ExecutorError) as exc:
                     log.warning("process executor: no spare monitor: %s", exc)
+                try:
+                    self._maker = _Maker()
+                except OSError as exc:
+                    log.warning("process executor: no spare maker (spares start afresh): %s", exc)
         except BaseException:
             await self._stack.aclose()
             self._release_root()

@@ -1,22 +1,24 @@
 """The monitor of one ``process`` execution: runs it, logs its output, records how it ended.
 
 :class:`~dmsnode.executors.ProcessExecutor` starts it (``python -I -S``, this module imported
-from its directory, :func:`run` called with its arguments) in a session of its own, so it
-outlives a restart of the node, usually before it knows the execution: a *spare*, made ready
-while the node has nothing for it. Started, it forks the execution's first process at once,
-which joins the cgroups named on the command line (moving a process into a cgroup waits for an
-RCU grace period: 10 to 25 ms, paid here, before the execution exists) and waits. The monitor
-then reads a directory DIR from its stdin (a pipe from the node, ended by a newline): the node
-chose it for an execution and wrote ``DIR/shim.cfg`` (marshal). It passes that configuration on
-to the first process (which takes its rlimits and user, and execs the sandbox or the command),
-writes its stdout and stderr to ``DIR/log.jsonl`` as timestamped JSON lines (``{"t": unix
-time, "s": "o" or "e", "l": text}``), and once it exits kills what it left behind and writes
-``DIR/exit.json``. The node, which may no longer be its parent, learns the outcome from that
-file. A stdin that ends without a directory (the node no longer wants the spare, or died)
-makes the monitor end its first process, remove the cgroups and exit.
+from its directory, :func:`run` called with its arguments) in a session of its own, so that it
+outlives a restart of the node. It is started before its execution is known: a *spare*, made
+while the node has nothing for it (most are forked by the spare maker, :func:`_serve`, rather
+than started afresh). It forks the execution's first process at once, which joins the cgroups
+named on the command line (moving a process into a cgroup waits for an RCU grace period: 10 to
+25 ms, paid here, before the execution exists) and waits.
+
+The node then hands it an execution: it writes ``DIR/shim.cfg`` (marshal), sends the first
+process that configuration on :data:`_GO` (it takes its rlimits and user, and execs the sandbox
+or the command) and the monitor the directory DIR on :data:`_NODE`. The monitor writes the
+first process's stdout and stderr to ``DIR/log.jsonl`` as timestamped JSON lines (``{"t": unix
+time, "s": "o" or "e", "l": text}``), and once it exits kills what it left behind, writes
+``DIR/exit.json`` and says "done" on :data:`_NODE`. A node that has since restarted learns the
+outcome from that file. If :data:`_NODE` ends without a directory (the node no longer wants the
+spare, or died), the monitor ends its first process, removes the cgroups and exits.
 
 Standard library only, and only modules that load in microseconds (no ``json``, ``re``,
-``signal``, ``subprocess`` or ``typing``): a monitor is started for every execution.
+``signal``, ``subprocess`` or ``typing``): a monitor is made for every execution.
 """
 
 from __future__ import annotations
@@ -328,12 +330,14 @@ def _serve() -> None:
     starting one costs ten or more), for as long as the node's socket (stdin) is open.
 
     Each request is a message, the monitor's arguments (marshal), with two file descriptors:
-    the spare's :data:`_NODE` and :data:`_GO`. The answer is the spare's pid. The spares are reaped by the kernel (the node watches them by pidfd, as
-    it watches monitors found after a restart); each is in a session of its own."""
+    the spare's :data:`_NODE` and :data:`_GO`. The answer is the spare's pid. Each spare is in
+    a session of its own; the kernel reaps them (the node watches them by pidfd, as it watches
+    monitors found after a restart)."""
     import _socket  # socket's C half (socket takes 30 ms)
 
     os.closerange(3, 1 << 16)  # whatever the node had open stays with the node
-    channel = _socket.socket(fileno=os.dup(0))
+    os.dup2(0, 100)  # out of the way of the descriptors spares are given
+    channel = _socket.socket(fileno=100)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
@@ -341,9 +345,6 @@ def _serve() -> None:
         _signal.signal(signum, _signal.SIG_IGN)
     _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)  # no zombies: nothing here waits
     room = _socket.CMSG_SPACE(4 * 4)
-    os.dup2(channel.fileno(), 100)  # out of the way of the descriptors spares are given
-    os.close(channel.detach())
-    channel = _socket.socket(fileno=100)
     while True:
         message, ancillary, _, _ = channel.recvmsg(1 << 16, room)
         fds = [
