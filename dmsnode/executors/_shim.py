@@ -44,6 +44,9 @@ _MAX_LINE = 65536
 _DRAIN = 2.0
 #: How long to go on killing what the execution left (it may go on forking).
 _KILL_FOR = 1.0
+#: How long what the first process left may keep its output open before it is killed (a
+#: sandbox's init outlives its launcher by a millisecond or so).
+_SETTLE = 0.01
 #: How many of the last stderr lines ``exit.json`` keeps (to tell why a sandbox failed).
 _TAIL = 20
 #: The node's socket: the monitor's execution (its directory) comes on it, and "done" goes back
@@ -195,6 +198,56 @@ def _child(cgroup_procs: list[str], out_w: int, err_w: int, status_w: int) -> No
         os._exit(127)
 
 
+def _children_of(pid: int) -> list[int] | None:
+    """The children of ``pid``, from the kernel's lists of each of its threads' children
+    (``None``: this kernel has none; ``[]`` also if it is gone). Reading them is not atomic,
+    but a process cannot leave its parent's list but for this monitor's (orphans come here),
+    and this monitor reaps between looks: a look that finds nothing below it is right."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    found: list[int] = []
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/children", "rb") as file:
+                found.extend(int(word) for word in file.read().split())
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{thread}"):
+                continue  # the thread ended
+            return None  # no CONFIG_PROC_CHILDREN
+        except OSError:
+            continue
+    return found
+
+
+def _below(pid: int) -> set[int]:
+    """Every process below ``pid``: from the children lists (milliseconds faster than looking
+    at every process of the machine), else from every process's parent."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        children = _children_of(todo.pop())
+        if children is None:
+            return _below_by_scan(pid)
+        for child in children:
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _below_by_scan(pid: int) -> set[int]:
+    children = _children_map()
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
 def _children_map() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
@@ -220,12 +273,7 @@ def _leftovers(cgroup_procs: list[str], below: bool) -> set[int]:
         except OSError:
             pass
     if below:
-        children = _children_map()
-        todo = [os.getpid()]
-        while todo:
-            for child in children.get(todo.pop(), ()):
-                found.add(child)
-                todo.append(child)
+        found |= _below(os.getpid())
     found.discard(os.getpid())
     return found
 
@@ -473,10 +521,20 @@ def _monitor(subreaper: bool, cgroup_procs: list[str]) -> None:
         poller.register(fd, select.POLLIN)
     if pidfd is not None:
         poller.register(pidfd, select.POLLIN)
-    deadline: float | None = None  # set once the first process has ended
+    ended: float | None = None  # when the first process ended
+    deadline: float | None = None  # set once what it left is killed
     while True:
-        if deadline is None:
+        if ended is None:
             timeout = 1000 if pidfd is not None else 100  # also reaps adopted orphans
+        elif deadline is None:
+            # What holds the output open is what is left: often a sandbox's init, exiting.
+            # Its end closes the pipes; wait for that (briefly) rather than poll for it.
+            settle = ended + _SETTLE - time.monotonic()
+            if not streams or settle <= 0:
+                _kill_leftovers(config["cgroup_procs"], config["subreaper"], reap)
+                deadline = time.monotonic() + _DRAIN
+                continue
+            timeout = max(1, int(settle * 1000))
         elif not streams:
             break
         else:
@@ -497,11 +555,10 @@ def _monitor(subreaper: bool, cgroup_procs: list[str]) -> None:
                 os.close(fd)
                 del streams[fd]
         log.file.flush()
-        if deadline is None:
+        if ended is None:
             reap()
             if result["rusage"] is not None:
-                _kill_leftovers(config["cgroup_procs"], config["subreaper"], reap)
-                deadline = time.monotonic() + _DRAIN
+                ended = time.monotonic()
     log.flush_partial()
     log.file.close()
 
