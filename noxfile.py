@@ -33,5 +33,5 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Every benchmark, each printing JSON lines."""
     session.install("-e", ".[bench]")
-    for module in ("envelope", "ucan", "actors", "network", "executors"):
+    for module in ("envelope", "ucan", "actors", "network", "executors", "orchestration"):
         session.run("python", "-m", f"benchmarks.{module}")
