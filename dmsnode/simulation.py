@@ -88,6 +88,7 @@ class Simulation:
         self.providers: list[SimNode] = []
         self.orchestrators: list[SimNode] = []
         self._nursery: trio.Nursery
+        self._bidders: list[tuple[str, bool]] = []
 
     @property
     def nodes(self) -> list[SimNode]:
@@ -102,7 +103,6 @@ class Simulation:
         """Start every node; stop them all on leaving."""
         org_trust = TrustContext(self.org)
         async with contextlib.AsyncExitStack() as stack:
-            nursery = await stack.enter_async_context(trio.open_nursery())
             for i in range(self.orchestrator_count):
                 node = await self._node(stack, f"orchestrator{i}", org_trust)
                 node.orchestrator = Orchestrator(
@@ -139,22 +139,26 @@ class Simulation:
                     settings=settings,
                 )
                 self.providers.append(node)
-            self._nursery = nursery
-            for node in self.nodes:
-                if node.provider is not None:
-                    node.provider.register(node.root)
-                if node.orchestrator is not None:
-                    node.orchestrator.register(node.root)
-                await node.system.spawn(node.root, name="root")
-                if node.provider is not None:
-                    node.system.subscribe(DEPLOYMENT_TOPIC, "root")
-                    await nursery.start(node.provider.run)
-                if node.orchestrator is not None:
-                    await nursery.start(self._run_orchestrator, node)
-            try:
-                yield self
-            finally:
-                nursery.cancel_scope.cancel()
+            self._bidders = [(node.did, True) for node in self.providers]
+            # The nodes' own tasks stop (this nursery closes) before their actor systems do, so
+            # that no system is stopped from inside a cancelled scope.
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                for node in self.nodes:
+                    if node.provider is not None:
+                        node.provider.register(node.root)
+                    if node.orchestrator is not None:
+                        node.orchestrator.register(node.root)
+                    await node.system.spawn(node.root, name="root")
+                    if node.provider is not None:
+                        node.system.subscribe(DEPLOYMENT_TOPIC, "root")
+                        await nursery.start(node.provider.run)
+                    if node.orchestrator is not None:
+                        await nursery.start(self._run_orchestrator, node)
+                try:
+                    yield self
+                finally:
+                    nursery.cancel_scope.cancel()
 
     async def _node(
         self, stack: contextlib.AsyncExitStack, name: str, org_trust: TrustContext
@@ -201,4 +205,4 @@ class Simulation:
         self.network.disconnect(node.did)
 
     def _peers(self) -> list[tuple[str, bool]]:
-        return [(node.did, True) for node in self.providers]
+        return self._bidders

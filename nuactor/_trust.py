@@ -612,12 +612,12 @@ class TrustContext:
                     f" ({cid_from_digest(digest)}) is not a UCAN delegation: {exc}"
                 ) from None
             attached = attached if attached is not None else DelegationStore()
-            attached.add(delegation)
+            attached.keep(delegation)
         for key in keys:
             learned = self._learned.get(key)
             if learned is not None:
                 attached = attached if attached is not None else DelegationStore()
-                attached.add(learned)
+                attached.keep(learned)
         return attached
 
     def _lookup(self, digest: bytes, attached: DelegationStore | None) -> Delegation | None:

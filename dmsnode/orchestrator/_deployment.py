@@ -9,9 +9,11 @@ restarts knows whom to tell to let go.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, final
 
@@ -19,7 +21,17 @@ import trio
 
 from ..ensemble import Ensemble, parse_data
 
-__all__ = ["TERMINAL", "Deployment", "DeploymentState", "delete_row", "load_rows", "save_row"]
+__all__ = [
+    "TERMINAL",
+    "Deployment",
+    "DeploymentState",
+    "delete_row",
+    "load_logs",
+    "load_rows",
+    "row_of",
+    "save_logs",
+    "write_rows",
+]
 
 #: Entries of a deployment's history kept (the oldest are dropped).
 _HISTORY: Final = 100
@@ -57,6 +69,11 @@ class Deployment:
     changed: trio.Event = field(default_factory=trio.Event)
     #: Cancels the deployment's driving task (for a shutdown).
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+    @functools.cached_property
+    def ensemble_json(self) -> str:
+        """The ensemble as stored (it never changes, so it is serialised once)."""
+        return json.dumps(self.ensemble.to_dict())
 
     @property
     def nodes(self) -> dict[str, dict[str, Any]]:
@@ -108,25 +125,29 @@ class Deployment:
         }
 
 
-def save_row(
-    conn: sqlite3.Connection, deployment: Deployment, *, state: DeploymentState | None = None
-) -> None:
-    """Insert or update the deployment's row (in ``state`` if given, else its own)."""
-    conn.execute(
+def row_of(deployment: Deployment, state: DeploymentState | None = None) -> tuple[Any, ...]:
+    """The deployment's row (in ``state`` if given, else its own), serialised now: a snapshot
+    that later changes to the deployment do not touch."""
+    return (
+        deployment.id,
+        (state or deployment.state).value,
+        deployment.ensemble_json,
+        json.dumps(deployment.manifest),
+        deployment.reason,
+        deployment.created_at,
+        deployment.updated_at,
+        deployment.deadline,
+    )
+
+
+def write_rows(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Insert or update deployment rows made by :func:`row_of`."""
+    conn.executemany(
         "INSERT INTO deployments (id, state, ensemble, manifest, reason, created_at, updated_at,"
         " deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
         " state = excluded.state, manifest = excluded.manifest, reason = excluded.reason,"
         " updated_at = excluded.updated_at",
-        (
-            deployment.id,
-            (state or deployment.state).value,
-            json.dumps(deployment.ensemble.to_dict()),
-            json.dumps(deployment.manifest),
-            deployment.reason,
-            deployment.created_at,
-            deployment.updated_at,
-            deployment.deadline,
-        ),
+        list(rows),
     )
 
 

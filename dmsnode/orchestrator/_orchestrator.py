@@ -25,6 +25,7 @@ reverted and placed again, running ones are supervised again, and shutdowns are 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -59,8 +60,9 @@ from ._deployment import (
     delete_row,
     load_logs,
     load_rows,
+    row_of,
     save_logs,
-    save_row,
+    write_rows,
 )
 from ._selection import select
 
@@ -100,6 +102,23 @@ class OrchestratorSettings:
     retry_pause: float = 1.0
 
 
+@final
+class _Batch:
+    """One group of deployment rows written in one transaction; waiters wait on ``done``."""
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.error: BaseException | None = None
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done.set()
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise DeploymentError(f"the deployment could not be saved: {self.error}")
+
+
 class _Failed(Exception):
     """The deployment cannot go on: the reason."""
 
@@ -137,6 +156,9 @@ class Orchestrator:
         self.deployments: dict[str, Deployment] = {}
         self._rounds: dict[str, BidRound] = {}
         self._nursery: trio.Nursery | None = None
+        self._pending: dict[str, tuple[Any, ...]] = {}
+        self._batch = _Batch()
+        self._flushing = False
 
     @property
     def did(self) -> str:
@@ -262,6 +284,7 @@ class Orchestrator:
         ensemble = deployment.ensemble
         avoid = set(avoid or ())
         asked: set[str] = set()
+        kept: dict[tuple[str, str], Bid] = {}
         while True:
             left = deployment.deadline - time.time()
             if left <= 0:
@@ -283,14 +306,19 @@ class Orchestrator:
             )
             bids = await self._collect(request, asked)
             asked |= bids.asked
+            # Bids of earlier rounds still open count too: a round adds to what is known.
+            for bid in bids.bids:
+                kept[bid.provider, bid.node] = bid
+            now = time.time()
+            usable = [b for b in kept.values() if b.expires > now and b.provider not in avoid]
             rtts = {
                 did: ms
-                for did in {b.provider for b in bids.bids}
+                for did in {b.provider for b in usable}
                 if (ms := self._rtt(did)) is not None
             }
             selection = select(
                 requests,
-                bids.bids,
+                usable,
                 now=time.time(),
                 edges=ensemble.edge_constraints,
                 exclude=exclude,
@@ -302,7 +330,7 @@ class Orchestrator:
                 why = _unplaced(selection.unplaced, bids.refusals)
                 deployment.reason = f"no placement yet ({why})"
                 deployment.note(deployment.reason)
-                await self._save(deployment)
+                deployment.touch()
                 avoid = set()
                 await trio.sleep(
                     min(self.settings.retry_pause, max(0.0, deployment.deadline - time.time()))
@@ -313,7 +341,7 @@ class Orchestrator:
             except _Retry as retry:
                 deployment.reason = str(retry)
                 deployment.note(f"placement failed, bidding again: {retry}")
-                await self._save(deployment)
+                deployment.touch()
                 avoid = retry.providers
                 continue
             deployment.reason = ""
@@ -327,7 +355,8 @@ class Orchestrator:
                 self._system,
                 bids,
                 candidates_of(self._peers),
-                fanout=settings.bid_fanout,
+                # Every node needs a provider of its own: ask enough to have a choice.
+                fanout=max(settings.bid_fanout, 2 * len(request.nodes)),
                 timeout=settings.bid_timeout,
                 rng=self._rng,
                 avoid=asked,
@@ -382,17 +411,21 @@ class Orchestrator:
             ("/dms/deployment/commit", "committed"),
             ("/dms/deployment/allocate", "allocated"),
         ):
-            async with trio.open_nursery() as nursery:
-                for slot in placement:
-                    body: dict[str, Any] = {"deployment": deployment.id, "node": slot}
-                    if state == "committed":
-                        body["ensemble"] = node_part(deployment.ensemble, base_name(slot))
-                    nursery.start_soon(step, slot, beh, body, state)
+            # A step under way is not abandoned (each is bounded by step_timeout): a shutdown
+            # that cut it short could send its revert before the provider even committed.
+            with trio.CancelScope(shield=True):
+                async with trio.open_nursery() as nursery:
+                    for slot in placement:
+                        body: dict[str, Any] = {"deployment": deployment.id, "node": slot}
+                        if state == "committed":
+                            body["ensemble"] = node_part(deployment.ensemble, base_name(slot))
+                        nursery.start_soon(step, slot, beh, body, state)
+            await trio.lowlevel.checkpoint_if_cancelled()
             if failed:
                 await self._revert_slots(deployment, list(placement), "two-phase commit failed")
                 providers = {placement[s].provider for s in failed}
                 raise _Retry("; ".join(failed.values()), providers)
-            await self._save(deployment)
+            deployment.touch()  # nothing more to save: a resumed placement reverts them all
 
     async def _provision(self, deployment: Deployment, slots: list[str]) -> None:
         """Start the allocations of ``slots`` in depends_on waves; wait until all started."""
@@ -403,7 +436,7 @@ class Orchestrator:
             failures = await self._start_wave(deployment, wave)
             if failures:
                 raise _Failed("; ".join(failures))
-            await self._save(deployment)
+            deployment.touch()
             last = index == len(waves) - 1
             await self._await_wave(deployment, wave, ready=not last)
 
@@ -697,11 +730,8 @@ class Orchestrator:
         mine = node["allocations"].get(status.get("name"))
         if mine is None:
             return
-        before = mine.get("state")
         _merge(mine, status)
-        deployment.touch()
-        if mine.get("state") != before:
-            await self._save(deployment)
+        deployment.touch()  # not saved: a resumed deployment asks its providers again
 
     async def _on_confirm(self, ctx: Context, body: Any) -> dict[str, Any]:
         """A provider back from a restart asks whether it should keep a node."""
@@ -819,24 +849,63 @@ class Orchestrator:
 
     async def _set(self, deployment: Deployment, state: DeploymentState, text: str) -> None:
         """Move to ``state``: saved first, then visible (in memory, to waiters, as an event)."""
-        changed = deployment.state is not state
-        if changed:
-            deployment.note(text, state=state)
+        if deployment.state is state:
+            deployment.touch()
+            return
+        deployment.note(text, state=state)
         await self._save(deployment, state=state)
-        if changed:
-            await self._event(
-                "deployment.state", {"id": deployment.id, "state": state.value, "why": text}
-            )
+        await self._event(
+            "deployment.state", {"id": deployment.id, "state": state.value, "why": text}
+        )
 
     async def _save(self, deployment: Deployment, *, state: DeploymentState | None = None) -> None:
         """Write the deployment (in ``state``, if given), then make that visible and wake
-        whoever waits on it: what anyone sees of a deployment is on disk."""
+        whoever waits on it: what anyone sees of a deployment's state is on disk.
+
+        Writes are grouped: while one is under way, the saves asked meanwhile wait and go in the
+        next transaction together (the latest of each deployment), which the first caller
+        writes too. Under many concurrent deployments that is one transaction for many."""
         deployment.updated_at = time.time()
+        self._pending[deployment.id] = row_of(deployment, state)
+        batch = self._batch
         with trio.CancelScope(shield=True):
-            await self._store.write(lambda conn: save_row(conn, deployment, state=state))
-            if state is not None:
-                deployment.state = state
+            if self._flushing:
+                await batch.done.wait()
+                batch.check()
+            else:
+                await self._flush()
+        if state is not None:
+            deployment.state = state
         deployment.touch()
+
+    async def _flush(self) -> None:
+        """Write the pending rows; if more came meanwhile, a task of the orchestrator writes
+        those (so that no caller waits on other deployments' batches for long)."""
+        self._flushing = True
+        rows, self._pending = list(self._pending.values()), {}
+        batch, self._batch = self._batch, _Batch()
+        try:
+            await self._store.write(functools.partial(write_rows, rows=rows))
+        except BaseException as exc:
+            # Neither these rows nor those pending were written: every waiter is told.
+            batch.fail(exc)
+            self._batch.fail(exc)
+            self._pending, self._batch = {}, _Batch()
+            self._flushing = False
+            raise
+        batch.done.set()
+        if self._pending and self._nursery is not None:
+            self._nursery.start_soon(self._flush_rest)
+        elif self._pending:  # not running (a test driving it by hand): write them here
+            await self._flush()
+        else:
+            self._flushing = False
+
+    async def _flush_rest(self) -> None:
+        try:
+            await self._flush()
+        except Exception as exc:  # its waiters were told; the orchestrator goes on
+            log.error("deployments could not be saved: %s", exc)
 
     def _keep_reasons(
         self,

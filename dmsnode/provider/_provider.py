@@ -21,7 +21,6 @@ orchestrator whether it still wants them; a node no orchestrator has asked about
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
@@ -43,11 +42,10 @@ from ..errors import (
     BadRequest,
     DeploymentRefused,
     LedgerError,
-    UnknownAllocation,
     UnknownDeployment,
 )
 from ..executors import Availability, Execution, Executor
-from ..resources import Allocation, Ledger, Resources
+from ..resources import Allocation, Ledger, LedgerState, Resources
 from ..store import Store
 from ._assess import Host, assess, choose_gpus
 from ._hosted import HostedAllocation, HostedNode
@@ -59,6 +57,8 @@ log = logging.getLogger("dmsnode.provider")
 
 #: The topic bid requests are broadcast on.
 DEPLOYMENT_TOPIC: Final = "/nunet/deployment"
+#: How old a view of the ledger bids may use (seconds).
+_SNAPSHOT_SECONDS: Final = 0.25
 #: How often (at most) hosted nodes are checked for an orchestrator that went silent.
 _ORPHAN_CHECK_SECONDS: Final = 10.0
 _ROOT: Final = "root"
@@ -113,6 +113,9 @@ class Provider:
         self._pushes: dict[tuple[str, str], dict[str, Any]] = {}
         self._push_wakeup = trio.Event()
         self._locks: dict[str, trio.Lock] = {}
+        #: Each committed node's part of the ensemble (also in the store).
+        self._parts: dict[str, Ensemble] = {}
+        self._snapshot: tuple[float, LedgerState] | None = None
 
     @property
     def did(self) -> str:
@@ -171,7 +174,7 @@ class Provider:
                 "refusals": [Refusal(n.node, self.did, reason).to_dict() for n in request.nodes],
             }
         excluded = self.did in request.exclude
-        state = await self._ledger.state()
+        state = await self._ledger_for_bids()
         host = self._host()
         rtts = dict(sorted(self._peer_rtts().items(), key=lambda kv: kv[1])[:64])
         for node in request.nodes:
@@ -237,6 +240,7 @@ class Provider:
             request = node_request(part, slot)
             state = await self._ledger.state()
             assessment = assess(request, state, self._host())
+            self._snapshot = None
             if assessment.offer is None:
                 raise DeploymentRefused(f"cannot commit {id}: {assessment.problem}")
             amount = Resources(
@@ -246,23 +250,24 @@ class Provider:
                 disk=request.resources.disk,
                 gpus=assessment.offer.gpus,
             )
+            # The hosted row is written in the ledger's transaction: both or neither.
+            row = functools.partial(
+                _insert,
+                id=id,
+                deployment=deployment,
+                slot=slot,
+                orchestrator=ctx.sender,
+                part=part,
+                now=self._clock(),
+            )
             try:
                 commitment = await self._ledger.commit(
-                    id, amount, request.ports, self.settings.commit_ttl
+                    id, amount, request.ports, self.settings.commit_ttl, also=row
                 )
             except LedgerError as exc:
                 raise DeploymentRefused(f"cannot commit {id}: {exc}") from None
-            try:
-                await self._store.write(
-                    lambda conn: _insert(
-                        conn, id, deployment, slot, ctx.sender, part, self._clock()
-                    )
-                )
-            except BaseException:
-                with trio.CancelScope(shield=True):
-                    await self._ledger.uncommit(id)
-                raise
             self._orchestrators[id] = ctx.sender
+            self._parts[id] = part
         await self._event("deployment.committed", {"id": id, "orchestrator": ctx.sender})
         return _committed(id, commitment)
 
@@ -273,23 +278,28 @@ class Provider:
             self._check_owner(id, ctx.sender)
             hosted = self.hosted.get(id)
             if hosted is None:
+                self._snapshot = None
                 try:
-                    allocation = await self._ledger.allocate(id)
+                    allocation = await self._ledger.allocate(
+                        id, also=functools.partial(_set_state, id=id, state="allocated")
+                    )
                 except LedgerError as exc:
                     # The commitment is gone (it lapsed): nothing of it is kept.
                     await self._store.write(functools.partial(_delete, id=id))
-                    self._orchestrators.pop(id, None)
+                    self._forget(id)
                     raise DeploymentRefused(f"cannot allocate {id}: {exc}") from None
-                part = await self._store.read(lambda conn: _part(conn, id))
+                part = self._parts.get(id)
+                if part is None:  # committed before a restart
+                    part = await self._store.read(functools.partial(_part, id=id))
                 try:
                     hosted = await self._host_node(
                         id, deployment, slot, ctx.sender, part, allocation
                     )
                 except BaseException:
                     with trio.CancelScope(shield=True):
-                        await self._ledger.release(id)
+                        await self._ledger.release(id, also=functools.partial(_delete, id=id))
+                        self._forget(id)
                     raise
-                await self._store.write(lambda conn: _set_state(conn, id, "allocated"))
         await self._event("deployment.allocated", {"id": id, "orchestrator": ctx.sender})
         return _allocated(hosted, self.did)
 
@@ -392,10 +402,10 @@ class Provider:
                     await hosted.cleanup()
                     for name in hosted.allocations:
                         await self._system.stop(_actor_name(id, name))
-                with contextlib.suppress(UnknownAllocation):  # an expired commitment holds nothing
-                    await self._ledger.release(id)
-                await self._store.write(lambda conn: _delete(conn, id))
-                self._orchestrators.pop(id, None)
+                # Released with its hosted row (an expired commitment held nothing).
+                self._snapshot = None
+                await self._ledger.release(id, also=functools.partial(_delete, id=id))
+                self._forget(id)
                 self._locks.pop(id, None)
         await self._event("deployment.reverted", {"id": id, "why": why})
         return id.split("/", 1)[1]
@@ -424,6 +434,21 @@ class Provider:
             )
         if sender not in (owner, self.did):
             raise DeploymentRefused(f"{id} belongs to another orchestrator ({owner})")
+
+    def _forget(self, id: str) -> None:
+        self._orchestrators.pop(id, None)
+        self._parts.pop(id, None)
+
+    async def _ledger_for_bids(self) -> LedgerState:
+        """The ledger as bids see it: read at most every :data:`_SNAPSHOT_SECONDS`, and again
+        after any change made here. A bid reserves nothing and a commit checks the ledger
+        itself, so a bid on a slightly old view costs at worst a refused commit."""
+        now = trio.current_time()
+        snapshot = self._snapshot
+        if snapshot is None or now - snapshot[0] > _SNAPSHOT_SECONDS:
+            snapshot = (now, await self._ledger.state())
+            self._snapshot = snapshot
+        return snapshot[1]
 
     def _lock(self, id: str) -> trio.Lock:
         return self._locks.setdefault(id, trio.Lock())
@@ -486,7 +511,7 @@ class Provider:
                     if id in self.hosted or id not in self._orchestrators:
                         continue
                     await self._store.write(functools.partial(_delete, id=id))
-                    self._orchestrators.pop(id, None)
+                    self._forget(id)
                 self._locks.pop(id, None)
                 log.info("%s: its commitment lapsed before it was allocated", id)
                 await self._event("deployment.commit_lapsed", {"id": id})
@@ -671,6 +696,7 @@ def _text(body: Any, key: str) -> str:
 
 def _insert(
     conn: sqlite3.Connection,
+    *,
     id: str,
     deployment: str,
     slot: str,
@@ -685,15 +711,15 @@ def _insert(
     )
 
 
-def _set_state(conn: sqlite3.Connection, id: str, state: str) -> None:
+def _set_state(conn: sqlite3.Connection, *, id: str, state: str) -> None:
     conn.execute("UPDATE hosted SET state = ? WHERE id = ?", (state, id))
 
 
-def _delete(conn: sqlite3.Connection, id: str) -> None:
+def _delete(conn: sqlite3.Connection, *, id: str) -> None:
     conn.execute("DELETE FROM hosted WHERE id = ?", (id,))
 
 
-def _part(conn: sqlite3.Connection, id: str) -> Ensemble:
+def _part(conn: sqlite3.Connection, *, id: str) -> Ensemble:
     row = conn.execute("SELECT node, ensemble FROM hosted WHERE id = ?", (id,)).fetchone()
     if row is None:
         raise UnknownDeployment(f"{id} is not committed here")

@@ -37,7 +37,11 @@ from ._onboarding import below_in_use, check_onboarding
 from ._ports import PortRequest, check_port_range, reserve_ports
 from ._units import format_bytes, format_cores, format_hz
 
-__all__ = ["Allocation", "Clock", "Commitment", "Ledger", "LedgerState", "shortfall"]
+__all__ = ["Allocation", "Also", "Clock", "Commitment", "Ledger", "LedgerState", "shortfall"]
+
+#: More SQL run in the same transaction as a ledger change (a caller's own records of it), so
+#: that both are committed or neither is.
+Also = Callable[[sqlite3.Connection], None]
 
 #: Unix time in seconds. A commitment's expiry is absolute so that it survives a restart; a
 #: monotonic clock (Trio's) restarts with the process, so the ledger uses wall-clock time.
@@ -271,7 +275,13 @@ class Ledger:
         return await self._store.write(offboard)
 
     async def commit(
-        self, alloc_id: str, resources: Resources, ports: PortRequest, ttl: float
+        self,
+        alloc_id: str,
+        resources: Resources,
+        ports: PortRequest,
+        ttl: float,
+        *,
+        also: Also | None = None,
     ) -> Commitment:
         """Promise ``resources`` and ``ports`` to ``alloc_id`` for ``ttl`` seconds. Refused
         with :class:`NotEnoughResources` or :class:`PortUnavailable` naming what was short,
@@ -293,6 +303,8 @@ class Ledger:
             static, dynamic = reserve_ports(ports, self._port_range, state.booked_ports)
             commitment = Commitment(alloc_id, wanted, static, dynamic, now + ttl)
             _insert(conn, commitment, now)
+            if also is not None:
+                also(conn)
             return commitment
 
         return await self._store.write(commit)
@@ -312,7 +324,7 @@ class Ledger:
 
         return await self._store.write(uncommit)
 
-    async def allocate(self, alloc_id: str) -> Allocation:
+    async def allocate(self, alloc_id: str, *, also: Also | None = None) -> Allocation:
         """Turn the live commitment ``alloc_id`` into an allocation, keeping its resources and
         ports. Refused with :class:`CommitmentExpired` once its TTL has passed."""
 
@@ -337,20 +349,30 @@ class Ledger:
                 " WHERE alloc_id = ?",
                 (now, alloc_id),
             )
+            if also is not None:
+                also(conn)
             return Allocation(
                 alloc_id, record.resources, record.static_ports, record.dynamic_ports, now
             )
 
         return await self._store.write(allocate)
 
-    async def release(self, alloc_id: str) -> Commitment | Allocation:
-        """Free everything ``alloc_id`` holds (a commitment or an allocation); return it."""
+    async def release(
+        self, alloc_id: str, *, also: Also | None = None
+    ) -> Commitment | Allocation | None:
+        """Free everything ``alloc_id`` holds (a commitment or an allocation); return it.
+        Refused with :class:`UnknownAllocation` if there is nothing, unless ``also`` is given:
+        then ``None`` is returned (and ``also`` still runs)."""
 
-        def release(conn: sqlite3.Connection) -> Commitment | Allocation:
+        def release(conn: sqlite3.Connection) -> Commitment | Allocation | None:
             now = self._clock()
             _purge(conn, now)
             record = _load(conn, now).find(alloc_id)
+            if also is not None:
+                also(conn)
             if record is None:
+                if also is not None:
+                    return None
                 raise UnknownAllocation(
                     f"no commitment or allocation {alloc_id!r} (a commitment may have expired)"
                 )

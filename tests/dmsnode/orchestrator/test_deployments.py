@@ -530,3 +530,28 @@ async def test_a_commitment_never_allocated_lapses_and_is_forgotten(tmp_path: Pa
                 "/dms/deployment/allocate",
                 {"deployment": "d1", "node": "front"},
             )
+
+
+async def test_more_nodes_than_the_bid_fanout(tmp_path: Path) -> None:
+    """Each node needs a provider of its own: a round asks at least two per node still to
+    place, and bids of earlier rounds still count, so ten nodes are placed with a fanout of 4."""
+    settings = OrchestratorSettings(
+        bid_fanout=4,
+        bid_timeout=0.5,
+        step_timeout=3,
+        liveness_interval=0.2,
+        retry_pause=0.05,
+        deployment_timeout=20,
+    )
+    async with Simulation(tmp_path, providers=12, orchestrator_settings=settings).running() as sim:
+        names = [f"n{i}" for i in range(10)]
+        spec = ensemble(
+            "".join(null(f"a{i}", "service", run_for="0") for i in range(10)),
+            "".join(node(n, f"a{i}") for i, n in enumerate(names)),
+        )
+        deployment = await orchestrator(sim).deploy(spec)
+        await wait_for(deployment, S.RUNNING)
+        assert len({n["provider"] for n in deployment.nodes.values()}) == 10
+        await orchestrator(sim).shutdown(deployment.id)
+        await wait_for(deployment, S.COMPLETED)
+        await assert_clean(sim)
