@@ -57,6 +57,7 @@ def test_get_defaults_key_section_and_everything(tmp_path: Path) -> None:
     assert json.loads(ok(run("config", "get", "rest", "--json"))) == {
         "addr": "127.0.0.1",
         "port": 9999,
+        "unsigned_writes": False,
     }
     assert json.loads(ok(run("config", "get", "rest.port", "--json"))) == 9999
     section = ok(run("config", "get", "observability")).splitlines()
