@@ -137,7 +137,7 @@ _SCHEMA: Final[Mapping[str, Mapping[str, _Key]]] = {
     },
     "orchestrator": {
         "bid_requests": _Key(BID_REQUESTS, _const("direct")),
-        "bid_fanout": _Key(int, _const(8), _at_least(1)),
+        "bid_fanout": _Key(int, _const(4), _at_least(1)),
         "bid_timeout_ms": _Key(int, _const(3000), _at_least(10)),
         "bid_quorum": _Key(int, _const(3), _at_least(1)),
         "step_timeout_ms": _Key(int, _const(15000), _at_least(100)),

@@ -43,6 +43,8 @@ class BidRound:
     refusals: list[Refusal] = field(default_factory=list)
     asked: set[str] = field(default_factory=set)
     arrived: trio.Event = field(default_factory=trio.Event)
+    #: Whether every candidate has now been asked (another round at once would ask again).
+    exhausted: bool = True
 
     def add(self, answer: Any, provider: str) -> None:
         """Take a provider's answer (``{bids, refusals}``); anything not about this request, or
@@ -96,6 +98,7 @@ async def ask_directly(
     answered or ``timeout`` passed (the silent ones are recorded as such)."""
     pinned = {n.peer for n in bids.request.nodes if n.peer}
     fresh = [c for c in candidates if c not in avoid and c not in pinned]
+    bids.exhausted = len(fresh) <= fanout
     if len(fresh) < fanout:  # everyone was asked: ask again rather than nobody
         fresh += [c for c in candidates if c in avoid and c not in pinned and c not in fresh]
     chosen = sorted(pinned) + rng.sample(fresh, min(fanout, len(fresh)))

@@ -87,7 +87,7 @@ class OrchestratorSettings:
     """How this node orchestrates: see the ``orchestrator`` config section."""
 
     bid_requests: Literal["direct", "broadcast"] = "direct"
-    bid_fanout: int = 8
+    bid_fanout: int = 4
     bid_timeout: float = 3.0
     bid_quorum: int = 3
     #: Each commit, allocate, start or revert call gets this long (seconds).
@@ -332,9 +332,10 @@ class Orchestrator:
                 deployment.note(deployment.reason)
                 deployment.touch()
                 avoid = set()
-                await trio.sleep(
-                    min(self.settings.retry_pause, max(0.0, deployment.deadline - time.time()))
-                )
+                if bids.exhausted:  # everyone was asked: give the network a moment
+                    await trio.sleep(
+                        min(self.settings.retry_pause, max(0.0, deployment.deadline - time.time()))
+                    )
                 continue
             try:
                 await self._commit(deployment, dict(selection.placement))

@@ -163,10 +163,11 @@ class HostedNode:
     # --- starting and stopping ---------------------------------------------------------------
 
     async def start(self, name: str) -> None:
-        """Start allocation ``name`` (nothing happens if it runs). Refused with
+        """Start allocation ``name`` (nothing happens if it runs), for the orchestrator, which
+        learns the outcome from the reply (no status push). Refused with
         :class:`DeploymentRefused` saying why it could not start."""
         async with self._lock:
-            await self._start(self.allocations[name])
+            await self._start(self.allocations[name], tell=False)
 
     async def restart(self, names: Sequence[str] | None = None, *, fresh: bool = False) -> None:
         """Stop then start ``names`` (default: all), in dependency order. ``fresh`` (a restart
@@ -179,7 +180,7 @@ class HostedNode:
                 allocation = self.allocations[name]
                 if fresh:
                     allocation.restarts, allocation.gave_up = 0, False
-                await self._start(allocation)
+                await self._start(allocation, tell=not fresh)
 
     async def stop_one(self, name: str, grace: float = _STOP_GRACE) -> None:
         """Stop allocation ``name`` (the others go on)."""
@@ -201,7 +202,9 @@ class HostedNode:
                 except DmsError as exc:
                     log.warning("cleanup of %s/%s: %s", self.id, allocation.name, exc)
 
-    async def _start(self, allocation: HostedAllocation) -> None:
+    async def _start(self, allocation: HostedAllocation, *, tell: bool = True) -> None:
+        """Start ``allocation``; ``tell``: push its coming up (not when it is the answer to
+        the orchestrator's own call). A failure to start is always pushed."""
         if allocation.state in ("starting", "running"):
             return
         if allocation.executor is None:
@@ -212,7 +215,7 @@ class HostedNode:
         allocation.exit_code, allocation.reason, allocation.finished_at = None, "", None
         allocation.healthy, allocation.health = None, ""
         allocation._stopping, allocation._unhealthy = False, None
-        self._set(allocation, "starting")
+        self._set(allocation, "starting", tell=False)  # a moment's state: never pushed
         try:
             execution = await allocation.executor.start(allocation.spec)
         except DmsError as exc:
@@ -220,7 +223,7 @@ class HostedNode:
             raise DeploymentRefused(f"{self.id}/{allocation.name} could not start: {exc}") from None
         allocation.execution = execution
         allocation.started_at = time.time()
-        self._set(allocation, "running")
+        self._set(allocation, "running", tell=tell)
         self._watch(allocation)
 
     async def _retire(self, allocation: HostedAllocation) -> None:
@@ -338,11 +341,19 @@ class HostedNode:
                     return
             await trio.sleep(check.interval if allocation.healthy else min(1.0, check.interval))
 
-    def _set(self, allocation: HostedAllocation, state: str, *, reason: str | None = None) -> None:
+    def _set(
+        self,
+        allocation: HostedAllocation,
+        state: str,
+        *,
+        reason: str | None = None,
+        tell: bool = True,
+    ) -> None:
         allocation.state = state
         if reason is not None:
             allocation.reason = reason
-        self._notify(self, allocation)
+        if tell:
+            self._notify(self, allocation)
 
 
 def start_order(part: Ensemble, names: Sequence[str]) -> list[str]:

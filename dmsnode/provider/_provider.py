@@ -238,8 +238,8 @@ class Provider:
                 if record is not None:  # a retried commit: the same answer
                     return _committed(id, record)
             request = node_request(part, slot)
-            state = await self._ledger.state()
-            assessment = assess(request, state, self._host())
+            # A recent view is enough here: the ledger's commit checks resources itself.
+            assessment = assess(request, await self._ledger_for_bids(), self._host())
             self._snapshot = None
             if assessment.offer is None:
                 raise DeploymentRefused(f"cannot commit {id}: {assessment.problem}")
