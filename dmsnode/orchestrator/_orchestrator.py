@@ -525,11 +525,11 @@ class Orchestrator:
             return "completed"
         for slot, node in deployment.nodes.items():
             if misses.get(slot, 0) >= self.settings.liveness_misses:
-                return slot, f"provider {_short(node['provider'])} stopped answering"
+                return slot, f"{slot}: provider {_short(node['provider'])} stopped answering"
             for name, status in node["allocations"].items():
                 problem = _failure(status, deployment.ensemble.allocations[name])
                 if problem is not None:
-                    return slot, f"{name} {problem}"
+                    return slot, f"{slot}/{name} {problem}"
         return None
 
     async def _recover(self, deployment: Deployment, slot: str, problem: str) -> None:
@@ -540,13 +540,13 @@ class Orchestrator:
         if strategy == "stay_down":
             escalation = ensemble.escalation_strategy
             if escalation != "redeploy":
-                raise _Failed(f"{slot}: {problem} (failure_recovery: stay_down)")
+                raise _Failed(f"{problem} (failure_recovery: stay_down)")
             strategy = "redeploy"
         recoveries = int(node.get("recoveries", 0))
         if recoveries >= self.settings.recovery_limit:
-            raise _Failed(f"{slot}: {problem} (gave up after {recoveries} recoveries)")
+            raise _Failed(f"{problem} (gave up after {recoveries} recoveries)")
         node["recoveries"] = recoveries + 1
-        deployment.note(f"{slot}: {problem}: {strategy}")
+        deployment.note(f"{problem}: {strategy}")
         await self._event(
             "deployment.recovery",
             {"id": deployment.id, "node": slot, "problem": problem, "action": strategy},
@@ -566,7 +566,7 @@ class Orchestrator:
                 return
             except (NuactorError, DmsError, OSError) as exc:
                 if ensemble.escalation_strategy != "redeploy":
-                    raise _Failed(f"{slot}: {problem}; restart failed: {_why(exc)}") from None
+                    raise _Failed(f"{problem}; restart failed: {_why(exc)}") from None
         old = node["provider"]
         await self._revert_slots(deployment, [slot], f"redeploying {slot}")
         await self._deploy(deployment, [slot], avoid={old})
@@ -915,12 +915,22 @@ class Orchestrator:
         rejections: Sequence[Any],
         bids: int,
     ) -> None:
+        """Keep every provider's latest reason per node (across rounds: a later round asks
+        other providers), the newest at the end, at most :data:`_KEEP_REASONS` of each."""
         manifest = deployment.manifest
         manifest["bids"] = manifest.get("bids", 0) + bids
-        manifest["refusals"] = [r.to_dict() for r in refusals][-_KEEP_REASONS:]
-        manifest["rejections"] = [
-            {"provider": r.provider, "node": r.node, "reason": r.reason} for r in rejections
-        ][-_KEEP_REASONS:]
+        for key, fresh in (
+            ("refusals", [r.to_dict() for r in refusals]),
+            (
+                "rejections",
+                [{"provider": r.provider, "node": r.node, "reason": r.reason} for r in rejections],
+            ),
+        ):
+            kept = {(r["provider"], r["node"]): r for r in manifest.get(key, [])}
+            for reason in fresh:
+                kept.pop((reason["provider"], reason["node"]), None)
+                kept[reason["provider"], reason["node"]] = reason
+            manifest[key] = list(kept.values())[-_KEEP_REASONS:]
 
     async def _event(self, kind: str, data: dict[str, Any]) -> None:
         if self._record is not None:

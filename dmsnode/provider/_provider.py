@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -191,9 +190,7 @@ class Provider:
                         node=node.node,
                         provider=self.did,
                         free=assessment.offer.free,
-                        expires=min(request.expires, now + self.settings.commit_ttl)
-                        if math.isfinite(request.expires)
-                        else now + self.settings.commit_ttl,
+                        expires=min(request.expires, now + self.settings.commit_ttl),
                         location=self.settings.location,
                         gpus=tuple(g.key for g in assessment.offer.gpus),
                         rtt_ms=rtts,
