@@ -242,6 +242,19 @@ class Orchestrator:
     # --- driving a deployment ------------------------------------------------------------------
 
     async def _run(self, deployment: Deployment, resumed: bool) -> None:
+        """Drive one deployment to its end; nothing it raises reaches the orchestrator (the
+        other deployments go on): a failure that cannot even be recorded is logged."""
+        try:
+            await self._drive(deployment, resumed)
+        except Exception:
+            log.critical(
+                "deployment %s: its failure could not be recorded (it is resumed at the next"
+                " start)",
+                deployment.id,
+                exc_info=True,
+            )
+
+    async def _drive(self, deployment: Deployment, resumed: bool) -> None:
         try:
             with deployment.scope:
                 if deployment.state in (S.PREPARING, S.COMMITTING, S.PROVISIONING):

@@ -16,7 +16,7 @@ import trio
 
 from dmsnode.deployment import node_part
 from dmsnode.ensemble import Location, parse
-from dmsnode.errors import BadRequest
+from dmsnode.errors import BadRequest, StoreError
 from dmsnode.orchestrator import Deployment, DeploymentState, Orchestrator, OrchestratorSettings
 from dmsnode.provider import ProviderSettings
 from dmsnode.resources import NotEnoughResources, Resources
@@ -555,3 +555,24 @@ async def test_more_nodes_than_the_bid_fanout(tmp_path: Path) -> None:
         await orchestrator(sim).shutdown(deployment.id)
         await wait_for(deployment, S.COMPLETED)
         await assert_clean(sim)
+
+
+async def test_a_deployment_whose_failure_cannot_be_saved_leaves_the_others_alone(
+    sim: Simulation, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = sim.orchestrators[0].store
+    spec = ensemble(null("big", cores=64), node("n1", "big"))
+    doomed = await orchestrator(sim).deploy(spec, timeout=0.5)
+
+    async def broken(fn: Any) -> Any:
+        raise StoreError("disk full")
+
+    real_write = store.write
+    monkeypatch.setattr(store, "write", broken)
+    with trio.fail_after(10):
+        while "could not be recorded" not in caplog.text:  # noqa: ASYNC110 (a log line)
+            await trio.sleep(0.05)
+    monkeypatch.setattr(store, "write", real_write)
+    assert doomed.state is S.PREPARING  # never saved as Failed: resumed at the next start
+    deployment = await orchestrator(sim).deploy(HELLO)
+    await wait_for(deployment, S.COMPLETED)
