@@ -11,16 +11,18 @@ ledger and the real provider and orchestrator code, on nuactor's memory transpor
 ``null`` executor. The stores live in a temporary directory on tmpfs (``/dev/shm`` where it
 exists) so that the disk is not what is measured, and the objects of the simulation built
 before the phases are frozen out of the garbage collector (a real node is one actor system, not
-a thousand: full collections scanning ~650,000 objects took seconds out of each phase). Two
+a thousand: full collections scanning ~650,000 objects took seconds out of each phase). Three
 phases, each submitting all its deployments at once (one task per deployment, through
 :meth:`Orchestrator.deploy`):
 
-- 200 one-allocation ensembles (one node, one allocation), unsuffixed names;
+- 200 one-allocation ensembles (one node, one allocation) on the fresh network, names suffixed
+  ``_cold``: the providers asked have mostly never heard from the orchestrator, so each checks
+  its delegation chain for the first time (two tokens decoded, their signatures checked);
+- then every provider hears from the orchestrator once (a status call about no deployment), as
+  in a network that has been up a while, and 200 more one-allocation ensembles: unsuffixed
+  names, the figures the goal is about;
 - 20 ten-allocation ensembles, names suffixed ``_10alloc``: five nodes of two allocations
-  each. Every node of an ensemble gets a provider of its own, and one bid round asks
-  ``bid_fanout`` (8 by default) providers, so five nodes leave the selection a choice; ten
-  nodes of one allocation could not be placed with the default settings at all (eight bids
-  for ten nodes, round after round).
+  each (every node of an ensemble gets a provider of its own).
 
 Every allocation is a null *service* (no ``run_for``: it runs until stopped), so Running is
 reached and held. Per phase:
@@ -73,7 +75,6 @@ import json
 import math
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -206,6 +207,24 @@ async def rtt_batch(sim: Simulation, target: Handle) -> float:
     return statistics.median(samples)
 
 
+async def warm_up(sim: Simulation) -> None:
+    """Let every provider hear from the orchestrator once (a status call about no deployment),
+    as in a network that has been up a while: each checks the orchestrator's delegation chain
+    the first time (two tokens decoded, their signatures checked) and remembers it."""
+    node = sim.orchestrators[0]
+    limit = trio.CapacityLimiter(64)
+
+    async def hello(provider: str) -> None:
+        async with limit:
+            await node.system.invoke(
+                Handle(provider, "root"), "/dms/deployment/status", {"deployment": "warm-up"}
+            )
+
+    async with trio.open_nursery() as nursery:
+        for provider in sim.providers:
+            nursery.start_soon(hello, provider.did)
+
+
 async def run_phase(sim: Simulation, ensembles: Sequence[Ensemble]) -> Phase:
     """Deploy ``ensembles`` all at once; wait for every one to be Running (or to fail)."""
     orchestrator = sim.orchestrators[0].orchestrator
@@ -283,15 +302,10 @@ def report(phase: Phase, suffix: str, rtt: float) -> None:
 
 
 async def simulated(providers: int, deployments: int, ten: int, profile: str | None) -> None:
-    # Leaving Simulation.running() exits every node's ActorSystem inside the simulation's
-    # cancelled nursery: each exit raises the Cancelled group of those before it, nested one
-    # level deeper, and Trio's repr of that recurses once per level (past ~300 nodes a
-    # RecursionError, then "Nursery misnesting detected"). Until the nodes are exited outside
-    # that scope, the recursion limit follows the number of nodes.
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 5 * providers + 2_000))
     plan = [
         (suffix, [parse(make(i)) for i in range(count)])  # parsed here: not measured
         for suffix, count, make in (
+            ("_cold", deployments, one_allocation),
             ("", deployments, one_allocation),
             ("_10alloc", ten, ten_allocations),
         )
@@ -330,6 +344,8 @@ async def _phases(sim: Simulation, plan: Sequence[tuple[str, list[Ensemble]]]) -
     clean = True
     phases: list[tuple[str, Phase]] = []
     for suffix, ensembles in plan:
+        if suffix == "":
+            await warm_up(sim)
         phase = await run_phase(sim, ensembles)
         phases.append((suffix, phase))
         clean = await shut_down(sim, orchestrator, phase.ids) and clean
