@@ -87,7 +87,11 @@ def test_new_keys_have_their_defaults(tmp_path: Path) -> None:
         ("p2p.fanout", 0, "'p2p.fanout' must be at least 1"),
         ("job.port_range", [1], "'job.port_range' must be two port numbers"),
         ("observability.metrics", "yes", "'observability.metrics' must be true or false"),
-        ("rest", {}, "'rest' is a section; name one of its keys (rest.addr, rest.port, rest.unsigned_writes)"),
+        (
+            "rest",
+            {},
+            "'rest' is a section; name one of its keys (rest.addr, rest.port, rest.unsigned_writes)",
+        ),
     ],
 )
 def test_set_refusals_name_the_key(key: str, value: object, message: str) -> None:
