@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._interface import (
     Availability,
+    CommandResult,
     Execution,
     ExecutionSpec,
     ExecutionStatus,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXECUTORS_GROUP",
     "Availability",
+    "CommandResult",
     "DockerExecution",
     "DockerExecutor",
     "Execution",

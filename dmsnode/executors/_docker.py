@@ -29,6 +29,7 @@ from ..resources import Gpu, Resources, format_bytes
 from ._docker_bridge import DockerApiError, DockerBridge, Stream
 from ._interface import (
     Availability,
+    CommandResult,
     Execution,
     ExecutionSpec,
     ExecutionStatus,
@@ -489,6 +490,18 @@ class DockerExecution(Execution):
                 f"cannot read the stats of container {self.id[:12]}", exc
             ) from None
         return stats_from_sample(sample)
+
+    async def run_command(self, argv: Sequence[str]) -> CommandResult:
+        """``docker exec`` of ``argv`` in the running container."""
+        if not argv:
+            raise ExecutionRefused("a command to run in a container needs at least a program")
+        try:
+            code, output = await self._executor._bridge_or_raise().exec_run(self.id, argv)
+        except DockerApiError as exc:
+            raise self._executor._error(
+                f"cannot run {argv[0]!r} in container {self.id[:12]}", exc
+            ) from None
+        return CommandResult(code, output)
 
     async def cleanup(self) -> None:
         """Remove the container (and with it its logs)."""

@@ -20,7 +20,14 @@ import contextlib
 import json
 import os
 import struct
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from typing import Any, Final, Literal, TypeVar, final
 
 import aiodocker
@@ -204,6 +211,29 @@ class DockerBridge:
             return [c.id for c in await d.containers.list(all="1", filters=filters)]
 
         return await self._run(listing)
+
+    async def exec_run(
+        self, container: str, argv: Sequence[str], *, limit: int = 64 * 1024
+    ) -> tuple[int | None, str]:
+        """Run ``argv`` in the running ``container`` (``docker exec``): its exit code and its
+        output, stdout and stderr together (the first ``limit`` bytes)."""
+
+        async def run(d: aiodocker.Docker) -> tuple[int | None, str]:
+            target = d.containers.container(container)
+            execution = await target.exec(list(argv), stdout=True, stderr=True)
+            chunks: list[bytes] = []
+            size = 0
+            async with execution.start(detach=False) as stream:
+                while (message := await stream.read_out()) is not None:
+                    if size < limit:
+                        chunks.append(message.data)
+                        size += len(message.data)
+            info = await execution.inspect()
+            code = info.get("ExitCode")
+            output = b"".join(chunks)[:limit].decode("utf-8", "replace")
+            return (code if isinstance(code, int) else None), output
+
+        return await self._run(run)
 
     async def logs(self, container: str, since: str | None) -> list[tuple[Stream, str]]:
         """What the container wrote so far, both streams in the daemon's (time) order: each

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, final
 
+from ..errors import ExecutionRefused
 from ..resources import Resources
 
 __all__ = [
     "Availability",
+    "CommandResult",
     "Execution",
     "ExecutionSpec",
     "ExecutionStatus",
@@ -128,6 +130,16 @@ class Availability:
     details: Mapping[str, str] = field(default_factory=dict)
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What a command run inside an execution gave: its exit code and its output (stdout and
+    stderr together, at most 64 KiB)."""
+
+    exit_code: int | None
+    output: str
+
+
 class Execution(abc.ABC):
     """One running (or finished) workload, as returned by :meth:`Executor.start`."""
 
@@ -158,6 +170,12 @@ class Execution(abc.ABC):
     @abc.abstractmethod
     async def cleanup(self) -> None:
         """Remove what the execution left (container, work files); it must have finished."""
+
+    async def run_command(self, argv: Sequence[str]) -> CommandResult:
+        """Run ``argv`` inside the running execution (health checks of type ``command``).
+        Executors that cannot refuse it with :class:`~dmsnode.errors.ExecutionRefused`; the
+        caller bounds how long it may take (cancellation)."""
+        raise ExecutionRefused(f"the {type(self).__name__} cannot run commands inside it")
 
 
 class Executor(abc.ABC):

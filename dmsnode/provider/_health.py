@@ -1,10 +1,12 @@
-"""Health checks of running allocations: an HTTP GET through the allocation's port mapping.
+"""Health checks of running allocations: a command run inside the execution, or an HTTP GET
+through the allocation's port mapping.
 
-An ``http`` check's endpoint is written as seen from inside the allocation
-(``http://127.0.0.1:8000/``); the provider reaches it on the public port mapped to that private
-port. ``command`` checks run inside the execution, which only executors able to run a command in
-an execution support (none of the built-in ones yet): for the others the check is reported as
-unsupported and the allocation is judged by its state alone.
+A ``command`` check runs its ``exec`` in the execution (``Execution.run_command``: the docker
+executor has it, ``docker exec``); it is healthy when the command exits 0 (and, with a
+``response``, prints it). An executor that cannot run commands in an execution makes the check
+unsupported: the allocation is then judged by its state. An ``http`` check's endpoint is written
+as seen from inside the allocation (``http://127.0.0.1:8000/``); the provider reaches it on the
+public port mapped to that private port.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Final
 import trio
 
 from ..ensemble import HealthCheck
-from ..executors import PortMapping
+from ..errors import DmsError, ExecutionRefused
+from ..executors import Execution, PortMapping
 
 __all__ = ["UNSUPPORTED", "probe"]
 
@@ -25,10 +28,12 @@ UNSUPPORTED: Final = "unsupported"
 _MAX_BODY: Final = 64 * 1024
 
 
-async def probe(check: HealthCheck, ports: Sequence[PortMapping]) -> str | None:
+async def probe(
+    check: HealthCheck, ports: Sequence[PortMapping], execution: Execution | None = None
+) -> str | None:
     """One try of ``check``: ``None`` when healthy, else why not (or :data:`UNSUPPORTED`)."""
-    if check.type != "http":
-        return UNSUPPORTED
+    if check.type == "command":
+        return await _command(check, execution)
     url = urllib.parse.urlsplit(check.endpoint)
     host = url.hostname or "127.0.0.1"
     port = url.port or (443 if url.scheme == "https" else 80)
@@ -53,6 +58,28 @@ async def probe(check: HealthCheck, ports: Sequence[PortMapping]) -> str | None:
         return f"HTTP {status} from {check.endpoint}"
     if check.response is not None and body.strip() != check.response.value.strip():
         return f"{check.endpoint} answered {body.strip()[:80]!r}, not {check.response.value!r}"
+    return None
+
+
+async def _command(check: HealthCheck, execution: Execution | None) -> str | None:
+    if execution is None:
+        return UNSUPPORTED
+    shown = " ".join(check.exec)
+    try:
+        with trio.fail_after(check.timeout):
+            result = await execution.run_command(check.exec)
+    except ExecutionRefused:
+        return UNSUPPORTED
+    except trio.TooSlowError:
+        return f"`{shown}` did not finish within {check.timeout:g} s"
+    except DmsError as exc:
+        return f"`{shown}` could not run: {exc}"
+    output = result.output.strip()
+    if result.exit_code != 0:
+        said = f": {output[-200:]}" if output else ""
+        return f"`{shown}` exited with code {result.exit_code}{said}"
+    if check.response is not None and output != check.response.value.strip():
+        return f"`{shown}` printed {output[:80]!r}, not {check.response.value!r}"
     return None
 
 

@@ -313,7 +313,7 @@ class HostedNode:
         assert check is not None
         failures = 0
         while allocation.execution is execution and not allocation.finished:
-            problem = await probe(check, allocation.spec.ports)
+            problem = await probe(check, allocation.spec.ports, execution)
             if allocation.execution is not execution or allocation.finished:
                 return
             if problem == UNSUPPORTED:

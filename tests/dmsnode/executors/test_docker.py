@@ -599,3 +599,34 @@ async def test_cleanup_refuses_a_running_container(
     with pytest.raises(ExecutorError, match="still running"):
         await execution.cleanup()
     await finish(execution)
+
+
+async def test_a_command_runs_inside_a_running_container(
+    executor: DockerExecutor, daemon: Daemon
+) -> None:
+    """``run_command`` is ``docker exec``: exit code and output; the health checks of type
+    ``command`` are judged by it."""
+    from dmsnode.ensemble import HealthCheck, HealthResponse
+    from dmsnode.provider._health import probe
+
+    execution = await executor.start(job(daemon, "sh", "-c", "echo ready; sleep 60"))
+    try:
+        with trio.fail_after(WAIT):
+            result = await execution.run_command(["sh", "-c", "echo hello; echo oops >&2; exit 3"])
+        assert result.exit_code == 3
+        assert "hello" in result.output and "oops" in result.output
+        ok = HealthCheck(type="command", exec=("sh", "-c", "echo ok"))
+        assert await probe(ok, (), execution) is None
+        expecting = HealthCheck(
+            type="command", exec=("sh", "-c", "echo nope"), response=HealthResponse("ok")
+        )
+        assert await probe(expecting, (), execution) == "`sh -c echo nope` printed 'nope', not 'ok'"
+        failing = HealthCheck(type="command", exec=("sh", "-c", "echo down; exit 1"))
+        assert (
+            await probe(failing, (), execution)
+            == "`sh -c echo down; exit 1` exited with code 1: down"
+        )
+        slow = HealthCheck(type="command", exec=("sleep", "5"), timeout=0.5, interval=1.0)
+        assert await probe(slow, (), execution) == "`sleep 5` did not finish within 0.5 s"
+    finally:
+        await finish(execution)

@@ -277,3 +277,20 @@ async def test_an_unhealthy_service_fails_and_is_restarted(
         assert web.reason.startswith("unhealthy: HTTP 503 from http://127.0.0.1:8000/health")
         assert ("web", "failed") in node.pushes
         nursery.cancel_scope.cancel()
+
+
+async def test_a_command_check_the_executor_cannot_run_is_reported_unsupported(
+    executor: NullExecutor, autojump_clock: trio.abc.Clock
+) -> None:
+    check = "    healthcheck: {type: command, exec: [/bin/true], interval: 5s}\n"
+    async with trio.open_nursery() as nursery:
+        node = await run(Node(part(null("web", extra=check), "web"), executor), nursery)
+        await node.hosted.start("web")
+        await node.settle(30)
+        web = node["web"]
+        assert web.state == "running"
+        assert web.healthy is None
+        assert web.health == (
+            "command health checks are not supported by the null executor: judged by its state"
+        )
+        nursery.cancel_scope.cancel()
