@@ -40,6 +40,7 @@ from ..ensemble import Ensemble, Location
 from ..errors import (
     BadRequest,
     DeploymentRefused,
+    DmsError,
     LedgerError,
     UnknownDeployment,
 )
@@ -395,7 +396,10 @@ class Provider:
             with trio.CancelScope(shield=True):
                 if hosted is not None:
                     hosted.close()
-                    await hosted.stop(grace)
+                    try:
+                        await hosted.stop(grace)
+                    except DmsError as exc:  # what it holds is released all the same
+                        log.warning("%s: its executions could not be stopped: %s", id, exc)
                     await hosted.cleanup()
                     for name in hosted.allocations:
                         await self._system.stop(_actor_name(id, name))

@@ -16,7 +16,7 @@ import trio
 
 from dmsnode.deployment import node_part
 from dmsnode.ensemble import Location, parse
-from dmsnode.errors import BadRequest, StoreError
+from dmsnode.errors import BadRequest, ExecutorError, StoreError
 from dmsnode.orchestrator import Deployment, DeploymentState, Orchestrator, OrchestratorSettings
 from dmsnode.provider import ProviderSettings
 from dmsnode.resources import NotEnoughResources, Resources
@@ -576,3 +576,24 @@ async def test_a_deployment_whose_failure_cannot_be_saved_leaves_the_others_alon
     assert doomed.state is S.PREPARING  # never saved as Failed: resumed at the next start
     deployment = await orchestrator(sim).deploy(HELLO)
     await wait_for(deployment, S.COMPLETED)
+
+
+async def test_a_revert_releases_even_when_the_execution_will_not_stop(
+    sim: Simulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An executor that fails to stop (its daemon went away) must not keep the ledger held."""
+    deployment = await orchestrator(sim).deploy(SERVICE)
+    await wait_for(deployment, S.RUNNING)
+    host = provider_of(sim, deployment.nodes["front"]["provider"])
+    assert host.provider is not None
+    execution = host.provider.hosted[f"{deployment.id}/front"].allocations["web"].execution
+    assert execution is not None
+
+    async def stop(grace: float = 10.0) -> Any:
+        raise ExecutorError("the executor's daemon went away")
+
+    monkeypatch.setattr(execution, "stop", stop)
+    await orchestrator(sim).shutdown(deployment.id)
+    await wait_for(deployment, S.COMPLETED)
+    monkeypatch.undo()
+    await execution.stop(0)  # what the daemon would have done
