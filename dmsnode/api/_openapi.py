@@ -106,8 +106,9 @@ _ERROR_RESPONSES: Final[dict[str, tuple[int, str]]] = {
     ),
     "CrossOrigin": (
         403,
-        "`CrossOrigin`: the request carries `Origin` (a browser sent it for a web page); send it "
-        "from a program.",
+        "`Unauthorized`: `rest.unsigned_writes` is off (the default; deploy through the signed "
+        "gateway, as `dmsnode deploy` does); or `CrossOrigin`: the request carries `Origin` (a "
+        "browser sent it for a web page); send it from a program.",
     ),
     "UnknownDeployment": (
         404,
