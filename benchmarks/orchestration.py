@@ -86,7 +86,7 @@ import trio
 
 from dmsnode.client import NodeClient
 from dmsnode.ensemble import Ensemble, parse
-from dmsnode.localnet import LocalNet, LocalNode
+from dmsnode.localnet import LocalNet, LocalNode, small_share
 from dmsnode.orchestrator import DeploymentState, Orchestrator
 from dmsnode.simulation import Simulation
 from nuactor import Actor, Context, Handle, Keystore, TrustContext
@@ -401,10 +401,10 @@ async def _tcp_rounds(net: LocalNet, rounds: int) -> tuple[list[float], list[flo
     async with net.running(*nodes):
         for node in nodes:
             await net.cli(
-                a, "onboard", "--cpu-cores", "1", "--ram", _ram_share(), "--disk", "2GiB",
+                a, "onboard", "--cpu-cores", "1", "--ram", f"{small_share()['ram']}B", "--disk", "2GiB",
                 "--no-gpu", "--api", node.api,
             )  # fmt: skip
-        await _wait_for_peers(net, a, {b.did, c.did})
+        await net.wait_for_peers(a, {b.did, c.did})
         text = HELLO.read_text()
         observed, recorded, api = [], [], []
         for index in range(rounds + 1):  # the first round warms up
@@ -427,22 +427,6 @@ async def _tcp_rounds(net: LocalNet, rounds: int) -> tuple[list[float], list[flo
             if "hello from" not in json.dumps(logs):
                 raise RuntimeError(f"the hello task did not say hello: {logs}")
         return observed, recorded, api[5:]
-
-
-def _ram_share() -> str:
-    """A quarter of this machine's RAM (onboarding takes 10% to 90%), in MiB."""
-    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    return f"{total // 4 >> 20}MiB"
-
-
-async def _wait_for_peers(net: LocalNet, node: LocalNode, dids: set[str]) -> None:
-    with trio.fail_after(30):
-        while True:
-            result = await net.cli(node, "peers", "list", "--json")
-            connected = {p["did"] for p in json.loads(result.stdout) if p["connected"]}
-            if dids <= connected:
-                return
-            await trio.sleep(0.1)
 
 
 async def _poll_until(

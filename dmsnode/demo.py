@@ -9,7 +9,6 @@ ledger checked empty. Everything is stopped by PID and removed at the end.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -19,11 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-import psutil  # type: ignore[import-untyped]  # no stubs in the dev dependencies
 import trio
 
 from .errors import DmsError
-from .localnet import LocalNet, LocalNode
+from .localnet import LocalNet, LocalNode, small_share
 
 __all__ = ["run_demo"]
 
@@ -56,13 +54,13 @@ async def run_demo(say: Say) -> None:
         async with net.running(a, b, c):
             for node in (a, b, c):
                 say(f"   {node.name} ready: p2p {node.ready['p2p'][0]}, api {node.ready['api']}")
-            await _wait_for_peers(net, a, {b.did, c.did})
+            await net.wait_for_peers(a, {b.did, c.did})
             say("4. node-a's peers ('dmsnode peers list', signed by the operator):")
             table = await net.cli(a, "peers", "list")
             for line in table.stdout.decode().rstrip().splitlines():
                 say(f"   {line}")
 
-            share = _share()
+            share = small_share()
             say(f"5. node-b and node-c onboard a small share: {_describe(share)}")
             for node in (b, c):
                 await net.call(node, "/dms/node/onboarding/onboard", share, operator=a)
@@ -112,14 +110,6 @@ async def run_demo(say: Say) -> None:
             say(f"   {refused.stderr.decode().strip()}")
             say("10. stopping the nodes")
         say(f"done: all three stopped, the temporary directory is removed ({_elapsed(started)})")
-
-
-def _share() -> dict[str, Any]:
-    """A small share: one core, the least RAM onboarding allows (10% of the machine, rounded
-    up to 256 MiB), 2 GiB of disk."""
-    step = 256 << 20
-    ram = -(-psutil.virtual_memory().total // 10 // step) * step
-    return {"cpu_cores": 1, "ram": int(ram), "disk": "2GiB"}
 
 
 def _describe(share: dict[str, Any]) -> str:
@@ -184,16 +174,6 @@ async def _http_get(port: int) -> str:
         await stream.send_all(b"GET / HTTP/1.0\r\n\r\n")
         data = await stream.receive_some(200)
     return data.split(b"\r\n", 1)[0].decode(errors="replace")
-
-
-async def _wait_for_peers(net: LocalNet, node: LocalNode, dids: set[str]) -> None:
-    with trio.fail_after(30):
-        while True:
-            result = await net.cli(node, "peers", "list", "--json")
-            connected = {p["did"] for p in json.loads(result.stdout) if p["connected"]}
-            if dids <= connected:
-                return
-            await trio.sleep(0.2)
 
 
 def _elapsed(started: float) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, final
 
+import psutil  # type: ignore[import-untyped]  # no stubs in the dev dependencies
 import trio
 
 from nuactor import Identity, Keystore, TrustContext
@@ -26,10 +27,18 @@ from .client import NodeClient
 from .errors import DmsError
 from .node import trust_path
 
-__all__ = ["LocalNet", "LocalNode"]
+__all__ = ["LocalNet", "LocalNode", "small_share"]
 
 READY_TIMEOUT: Final = 60.0
 STOP_TIMEOUT: Final = 15.0
+
+
+def small_share() -> dict[str, Any]:
+    """A small share to onboard (the body of ``/dms/node/onboarding/onboard``): one core, the
+    least RAM onboarding allows (10% of the machine, rounded up to 256 MiB), 2 GiB of disk."""
+    step = 256 << 20
+    ram = -(-psutil.virtual_memory().total // 10 // step) * step
+    return {"cpu_cores": 1, "ram": int(ram), "disk": "2GiB"}
 
 
 def free_port() -> int:
@@ -192,6 +201,17 @@ class LocalNet:
             str(node.home),
             *args,
         ]
+
+    async def wait_for_peers(
+        self, node: LocalNode, dids: set[str], *, timeout: float = 30.0
+    ) -> None:
+        """Wait until ``node`` is connected to every peer in ``dids`` (asked as its own user)."""
+        with trio.fail_after(timeout):
+            while True:
+                peers = await self.call(node, "/dms/node/peers/list")
+                if dids <= {p["did"] for p in peers if p["connected"]}:
+                    return
+                await trio.sleep(0.2)
 
     async def cli(
         self, node: LocalNode, *args: str, check: bool = True

@@ -16,13 +16,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import trio
 
 from dmsnode.client import NodeClient
 from dmsnode.errors import RequestRefused
-from dmsnode.localnet import LocalNet, LocalNode
+from dmsnode.localnet import LocalNet, LocalNode, small_share
 
 pytestmark = pytest.mark.slow
 
@@ -34,12 +33,7 @@ ORCHESTRATOR = {
     "step_timeout_ms": 5000,
 }
 PROVIDER = {"commit_ttl_s": 4, "orphan_timeout_s": 60}
-#: Onboarding wants between 10% and 90% of the machine's RAM.
-SHARE: dict[str, Any] = {
-    "cpu_cores": 1,
-    "ram": int(psutil.virtual_memory().total * 0.15),
-    "disk": "1GiB",
-}
+SHARE = small_share()
 
 HELLO = """
 version: "V1"
@@ -150,13 +144,7 @@ async def start_net(
     for node, wanted in zip(nodes, onboard or [True] * providers, strict=True):
         if wanted:
             await result.call(node, "/dms/node/onboarding/onboard", SHARE)
-    with trio.fail_after(30):  # every provider is a connected peer of the orchestrator
-        while True:
-            peers = await result.call(orchestrator, "/dms/node/peers/list")
-            connected = {p["did"] for p in peers if p["connected"]}
-            if {n.did for n in nodes} <= connected:
-                break
-            await trio.sleep(0.2)
+    await net.wait_for_peers(orchestrator, {n.did for n in nodes})
     return result
 
 
