@@ -134,8 +134,8 @@ class Simulation:
                     node.system,
                     node.ledger,
                     node.store,
-                    executors=lambda n=node: n.executors,  # type: ignore[misc]
-                    availability=lambda a=availability: a,  # type: ignore[misc]
+                    executors=node.executors.copy,
+                    availability=availability.copy,
                     settings=settings,
                 )
                 self.providers.append(node)

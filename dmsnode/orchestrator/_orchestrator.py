@@ -64,7 +64,7 @@ from ._deployment import (
     save_logs,
     write_rows,
 )
-from ._selection import select
+from ._selection import Rejection, select
 
 __all__ = ["Orchestrator", "OrchestratorSettings"]
 
@@ -925,7 +925,7 @@ class Orchestrator:
         self,
         deployment: Deployment,
         refusals: Sequence[Refusal],
-        rejections: Sequence[Any],
+        rejections: Sequence[Rejection],
         bids: int,
     ) -> None:
         """Keep every provider's latest reason per node (across rounds: a later round asks
