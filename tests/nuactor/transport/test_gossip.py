@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -26,17 +26,9 @@ from nuactor import (
 from nuactor._frames import gossip_frame
 from nuactor.transport import Network, NetworkConfig
 
+from .conftest import AllowAll, eventually
+
 TOPIC = "/news"
-
-
-class AllowAll:
-    """The permissive authoriser these tests need: the system authorises broadcasts too."""
-
-    def authorize(self, envelope: Envelope) -> None:
-        return None
-
-    def proofs_for(self, subject: str, cmd: str) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-        return (), ()
 
 
 class Reader(Actor):
@@ -49,12 +41,6 @@ class Reader(Actor):
 
     async def item(self, ctx: Any, body: Any) -> None:
         self.seen[body] += 1
-
-
-async def eventually(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    with trio.fail_after(timeout):
-        while not predicate():  # noqa: ASYNC110 - actor state has no events to wait on
-            await trio.sleep(0.005)
 
 
 def sparse_connected_graph(n: int, rng: random.Random) -> set[tuple[int, int]]:

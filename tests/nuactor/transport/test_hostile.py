@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,7 +23,6 @@ from nuactor import (
     ActorSystem,
     AdmissionPolicy,
     Budget,
-    Envelope,
     Handle,
     Identity,
     SystemConfig,
@@ -46,20 +45,14 @@ from nuactor.transport import (
 )
 from nuactor.transport._tcp import bound_address, open_listeners, open_tcp
 
+from .conftest import AllowAll, eventually
+
 BOB = Identity.from_seed(bytes([61]) * 32)
 ALICE = Identity.from_seed(bytes([62]) * 32)
 CAROL = Identity.from_seed(bytes([63]) * 32)
 MALLORY = Identity.from_seed(bytes([64]) * 32)
 TCP = ("/ip4/127.0.0.1/tcp/0",)
 UNLIMITED = AdmissionPolicy(default=Budget(rate=1e9, burst=1e9, max_concurrent=1024))
-
-
-class AllowAll:
-    def authorize(self, envelope: Envelope) -> None:
-        return None
-
-    def proofs_for(self, subject: str, cmd: str) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-        return (), ()
 
 
 class Tally(Actor):
@@ -134,12 +127,6 @@ async def node(
         tally = Tally()
         await system.spawn(tally, name="root")
         yield Node(system, network, tally)
-
-
-async def eventually(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    with trio.fail_after(timeout):
-        while not predicate():  # noqa: ASYNC110 - counters have no events to wait on
-            await trio.sleep(0.005)
 
 
 async def honest_call_works(target: Node) -> None:

@@ -4,7 +4,7 @@ peer exchange, pings, duplicate sessions, slow peers, gossip fan-out, and clean 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,7 +15,7 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nuactor import Actor, ActorSystem, Envelope, Handle, Identity, SystemConfig
+from nuactor import Actor, ActorSystem, Handle, Identity, SystemConfig
 from nuactor._frames import envelope_frame
 from nuactor.errors import Unreachable
 from nuactor.transport import (
@@ -43,19 +43,13 @@ from nuactor.transport._peers import PeerTable, backoff_delay
 from nuactor.transport._tcp import bound_address, open_listeners, open_tcp
 from nuactor.transport._wire import encode_batch, split_batch
 
+from .conftest import AllowAll, eventually
+
 IDS = [Identity.from_seed(bytes([40 + n]) * 32) for n in range(8)]
 # Sorted by DID, so a test can say which side of a pair decides about duplicates.
 LOW, HIGH = sorted(IDS[:2], key=lambda identity: identity.did)
 TCP = ("/ip4/127.0.0.1/tcp/0",)
 FAST = {"backoff_initial": 0.05, "backoff_max": 0.5}
-
-
-class AllowAll:
-    def authorize(self, envelope: Envelope) -> None:
-        return None
-
-    def proofs_for(self, subject: str, cmd: str) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-        return (), ()
 
 
 class Tally(Actor):
@@ -108,12 +102,6 @@ async def node(
         tally = Tally()
         await actors.spawn(tally, name="root")
         yield Node(actors, network, tally)
-
-
-async def eventually(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    with trio.fail_after(timeout):
-        while not predicate():  # noqa: ASYNC110 - counters and tables have no events to wait on
-            await trio.sleep(0.005)
 
 
 async def echo(caller: Node, callee: Node, body: Any = "hi", timeout: float = 5) -> Any:

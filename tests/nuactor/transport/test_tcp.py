@@ -11,7 +11,7 @@ import pytest
 import trio
 
 import nuactor._envelope
-from nuactor import Actor, ActorSystem, Envelope, Handle, Identity, SystemConfig
+from nuactor import ActorSystem, Envelope, Handle, Identity, SystemConfig
 from nuactor._frames import envelope_frame
 from nuactor.errors import Unreachable
 from nuactor.transport import (
@@ -25,35 +25,12 @@ from nuactor.transport import (
 )
 from nuactor.transport._tcp import bound_address, open_listeners, open_tcp
 
+from .conftest import AllowAll, echo_actor, eventually
+
 ALICE = Identity.from_seed(bytes([21]) * 32)
 BOB = Identity.from_seed(bytes([22]) * 32)
 CAROL = Identity.from_seed(bytes([23]) * 32)
 TCP = ("/ip4/127.0.0.1/tcp/0",)
-
-
-class AllowAll:
-    def authorize(self, envelope: Envelope) -> None:
-        return None
-
-    def proofs_for(self, subject: str, cmd: str) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-        return (), ()
-
-
-def echo_actor() -> Actor:
-    actor = Actor()
-
-    @actor.on("/echo")
-    async def echo(ctx: Any, body: Any) -> Any:
-        return {"body": body, "sender": ctx.sender}
-
-    return actor
-
-
-async def eventually(predicate: Any, timeout: float = 5.0) -> None:
-    """Wait until ``predicate()`` holds (state another task is about to update)."""
-    with trio.fail_after(timeout):
-        while not predicate():  # noqa: ASYNC110 - counters and tables have no events to wait on
-            await trio.sleep(0.005)
 
 
 @asynccontextmanager

@@ -6,13 +6,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 import trio
 import trio_websocket
 
-from nuactor import Actor, ActorSystem, Envelope, Handle, Identity
+from nuactor import ActorSystem, Handle, Identity
 from nuactor.transport import (
     DialError,
     HandshakeError,
@@ -25,34 +24,12 @@ from nuactor.transport import (
 from nuactor.transport._tcp import bound_address, open_listeners, open_tcp
 from nuactor.transport._ws import WS_RESOURCE, ws_accept, ws_connect
 
+from .conftest import AllowAll, echo_actor, eventually
+
 ALICE = Identity.from_seed(bytes([31]) * 32)
 BOB = Identity.from_seed(bytes([32]) * 32)
 CAROL = Identity.from_seed(bytes([33]) * 32)
 WS = ("/ip4/127.0.0.1/tcp/0/ws",)
-
-
-class AllowAll:
-    def authorize(self, envelope: Envelope) -> None:
-        return None
-
-    def proofs_for(self, subject: str, cmd: str) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-        return (), ()
-
-
-def echo_actor() -> Actor:
-    actor = Actor()
-
-    @actor.on("/echo")
-    async def echo(ctx: Any, body: Any) -> Any:
-        return {"body": body, "sender": ctx.sender}
-
-    return actor
-
-
-async def eventually(predicate: Any, timeout: float = 5.0) -> None:
-    with trio.fail_after(timeout):
-        while not predicate():  # noqa: ASYNC110 - counters and tables have no events to wait on
-            await trio.sleep(0.005)
 
 
 @asynccontextmanager
