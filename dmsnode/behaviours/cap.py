@@ -17,19 +17,21 @@ def register(actor: Actor, node: Node) -> None:
     async def cap_list(ctx: Context, body: Any) -> list[dict[str, Any]]:
         return node.capabilities()
 
+    async def add_anchor(kind: str, ctx: Context, body: Any) -> dict[str, Any]:
+        token = field(body, "token", str)
+        add = node.trust.add_provide if kind == "provide" else node.trust.add_require
+        anchor = add(token)
+        node.save_trust()
+        await node.record(f"cap.{kind}", {"cid": str(anchor.cid), "by": ctx.sender})
+        return {"cid": str(anchor.cid)}
+
     @actor.on("/dms/cap/provide/anchor")
     async def provide(ctx: Context, body: Any) -> dict[str, Any]:
-        anchor = node.trust.add_provide(field(body, "token", str))
-        node.save_trust()
-        await node.record("cap.provide", {"cid": str(anchor.cid), "by": ctx.sender})
-        return {"cid": str(anchor.cid)}
+        return await add_anchor("provide", ctx, body)
 
     @actor.on("/dms/cap/require/anchor")
     async def require(ctx: Context, body: Any) -> dict[str, Any]:
-        anchor = node.trust.add_require(field(body, "token", str))
-        node.save_trust()
-        await node.record("cap.require", {"cid": str(anchor.cid), "by": ctx.sender})
-        return {"cid": str(anchor.cid)}
+        return await add_anchor("require", ctx, body)
 
     @actor.on("/dms/cap/revoke/anchor")
     async def revoke(ctx: Context, body: Any) -> dict[str, Any]:

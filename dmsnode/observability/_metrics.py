@@ -243,8 +243,21 @@ class _Value:
         return self._value
 
 
+class _Scalar(_Metric[_Value]):
+    """What counters and gauges share: one number per child."""
+
+    @property
+    def value(self) -> float:
+        """The value of an unlabelled metric."""
+        return self._only().value
+
+    def collect(self) -> MetricFamily:
+        samples = [Sample(self.name, labels, child.value) for labels, child in self._items()]
+        return MetricFamily(self.name, self.help, self.type, samples)
+
+
 @final
-class Counter(_Metric[_Value]):
+class Counter(_Scalar):
     """A value that only goes up (requests served, bytes sent)."""
 
     type: MetricType = "counter"
@@ -256,17 +269,9 @@ class Counter(_Metric[_Value]):
         """Add ``amount`` (not negative) to an unlabelled counter."""
         self._only().inc(amount)
 
-    @property
-    def value(self) -> float:
-        return self._only().value
-
-    def collect(self) -> MetricFamily:
-        samples = [Sample(self.name, labels, child.value) for labels, child in self._items()]
-        return MetricFamily(self.name, self.help, self.type, samples)
-
 
 @final
-class Gauge(_Metric[_Value]):
+class Gauge(_Scalar):
     """A value that goes up and down (peers connected, memory free)."""
 
     type: MetricType = "gauge"
@@ -282,14 +287,6 @@ class Gauge(_Metric[_Value]):
 
     def set(self, value: float) -> None:
         self._only().set(value)
-
-    @property
-    def value(self) -> float:
-        return self._only().value
-
-    def collect(self) -> MetricFamily:
-        samples = [Sample(self.name, labels, child.value) for labels, child in self._items()]
-        return MetricFamily(self.name, self.help, self.type, samples)
 
 
 @final
